@@ -34,8 +34,19 @@ int pp_err_errno(struct pp_err *err, int code, int errnum, const char *fmt, ...)
 	pp_err_setv(err, code, fmt, ap);
 	va_end(ap);
 	n = strlen(err->msg);
-	if (n < sizeof(err->msg))
-		snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(errnum));
+	if (n + 2 < sizeof(err->msg)) {
+		const char *why = strerror(errnum);
+		size_t room = sizeof(err->msg) - n - 1;
+		size_t wl = strlen(why);
+
+		err->msg[n] = ':';
+		err->msg[n + 1] = ' ';
+		room -= 2;
+		if (wl > room)
+			wl = room;
+		memcpy(err->msg + n + 2, why, wl);
+		err->msg[n + 2 + wl] = '\0';
+	}
 	return -1;
 }
 
@@ -43,6 +54,7 @@ int pp_err_prefix(struct pp_err *err, const char *fmt, ...)
 {
 	char prefix[PP_ERR_MSG_MAX];
 	char old[PP_ERR_MSG_MAX];
+	char joined[2 * PP_ERR_MSG_MAX + 2];
 	va_list ap;
 
 	if (!err)
@@ -51,7 +63,9 @@ int pp_err_prefix(struct pp_err *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	old[sizeof(old) - 1] = '\0';
+	snprintf(joined, sizeof(joined), "%s: %s", prefix, old);
+	snprintf(err->msg, sizeof(err->msg), "%.*s", (int)sizeof(err->msg) - 1, joined);
 	return -1;
 }
 

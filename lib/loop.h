@@ -37,6 +37,16 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 /* Thread-safe: runs fn(arg) in the loop thread soon. Returns -1 only if out of memory. */
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
+/* Like loop_post, but with caller-provided storage, so it cannot fail: for messages that must
+ * not be lost (a ttRPC reply). *item must stay valid until fn runs; fn may free it. */
+struct loop_post_item {
+	loop_fn fn;
+	void *arg;
+	struct loop_post_item *next;
+	int heap;   /* internal: allocated by loop_post */
+};
+void loop_post_item(struct loop *l, struct loop_post_item *item, loop_fn fn, void *arg);
+
 /* Runs until loop_stop(); returns 0. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);   /* thread-safe */

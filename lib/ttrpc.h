@@ -114,6 +114,8 @@ int ttrpc_client_call(struct ttrpc_client *c, const char *service, const char *m
  * stream id used (> 0) or 0 on error. */
 uint32_t ttrpc_client_call_raw(struct ttrpc_client *c, const uint8_t *request, size_t len,
 			       ttrpc_done_fn done, void *arg, struct pp_err *err);
+/* The stream id of the most recent call sent (to abandon a ttrpc_client_call later). */
+uint32_t ttrpc_client_last_id(const struct ttrpc_client *c);
 /* Forgets a pending call: its done callback will not run (its response is dropped). */
 void ttrpc_client_abandon(struct ttrpc_client *c, uint32_t stream_id);
 unsigned ttrpc_client_pending(const struct ttrpc_client *c);

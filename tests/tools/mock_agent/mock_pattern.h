@@ -1,0 +1,36 @@
+/*
+ * The bytes mock-agent's ReadStdout returns: a deterministic, printable pattern indexed by the
+ * offset in the process's output stream, so a reader can check every byte it got, in order,
+ * without any state but the count.
+ */
+#ifndef PP_MOCK_PATTERN_H
+#define PP_MOCK_PATTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MOCK_PATTERN_TEXT "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n"
+#define MOCK_PATTERN_LEN (sizeof(MOCK_PATTERN_TEXT) - 1)
+
+static inline uint8_t mock_pattern_byte(uint64_t offset)
+{
+	return (uint8_t)MOCK_PATTERN_TEXT[offset % MOCK_PATTERN_LEN];
+}
+
+/* Fills out[0..n) with the pattern from offset on. */
+static inline void mock_pattern_fill(uint8_t *out, size_t n, uint64_t offset)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = mock_pattern_byte(offset + i);
+}
+
+/* Returns the index of the first byte that differs, or n when all match. */
+static inline size_t mock_pattern_check(const uint8_t *data, size_t n, uint64_t offset)
+{
+	for (size_t i = 0; i < n; i++)
+		if (data[i] != mock_pattern_byte(offset + i))
+			return i;
+	return n;
+}
+
+#endif
