@@ -218,7 +218,7 @@ static void test_list_find_delete(void **state)
 
 	assert_int_equal(store_find_by_pod(f->s, "default", "web", &l, &err), 0);
 	assert_int_equal(l.n, 2);
-	assert_string_equal(l.items[0].sandbox_id, "b");   /* newest first (same second: by id) */
+	assert_string_equal(l.items[0].sandbox_id, "b");   /* newest first (same second: by insertion) */
 	sandbox_list_free(&l);
 	assert_int_equal(store_find_by_pod(f->s, "other-ns", "web", &l, &err), 0);
 	assert_int_equal(l.n, 0);
