@@ -125,9 +125,23 @@ static int parent_dir_make(const char *path, struct pp_err *err)
 	return mkdir_p(dir, 0755, err);
 }
 
+/* SIGINT/SIGTERM are read from a signalfd in the loop: they must be blocked in every thread,
+ * so before the first thread (workers, provider threads) is created. */
+static void daemon_block_signals(void)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 int daemon_init(struct daemon *d, struct config *cfg, const struct provider_ops *ops,
 		struct pp_err *err)
 {
+	daemon_block_signals();
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->provider_name = ops->name;
@@ -244,8 +258,6 @@ int daemon_run(struct daemon *d, struct pp_err *err)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	s.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s.signal_fd < 0)
 		return pp_err_errno(err, PP_INTERNAL, errno, "signalfd");

@@ -103,6 +103,19 @@ static int tls_min_version_parse(const char *s, int *ret, struct pp_err *err)
 			  "unknown TLS minimum version %.64s (expected VersionTLS12 or VersionTLS13)", s);
 }
 
+/* Whether the ':'-separated list holds name as a whole element ("AES128-SHA" is not in
+ * "ECDHE-RSA-AES128-SHA"). */
+static bool tls_list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p; p += strcspn(p, ":"), p += *p == ':') {
+		if (strncmp(p, name, n) == 0 && (p[n] == ':' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 /* Appends ":name" (or "name") to list; fails if the list would not fit. */
 static int tls_list_append(char *list, size_t size, const char *name, struct pp_err *err)
 {
@@ -130,7 +143,7 @@ int tls_profile_parse(const char *min_version, const char *const *suites, size_t
 		if (!c)
 			return pp_err_set(err, PP_INVALID_ARGUMENT,
 					  "unknown or unsupported TLS cipher suite %.128s", suites[i]);
-		if (c->openssl && !strstr(p.cipher_list, c->openssl) &&
+		if (c->openssl && !tls_list_has(p.cipher_list, c->openssl) &&
 		    tls_list_append(p.cipher_list, sizeof(p.cipher_list), c->openssl, err) < 0)
 			return -1;
 	}
@@ -195,7 +208,7 @@ STACK_OF(X509) *tls_certs_from_pem(const char *pem, struct pp_err *err)
 	BIO_free(bio);
 	return certs;
 fail:
-	pp_err_set(err, PP_INVALID_ARGUMENT, "CA certificate PEM holds no valid certificate: %s",
+	pp_err_set(err, PP_INVALID_ARGUMENT, "CA certificate PEM is not a list of valid certificates: %s",
 		   ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "empty");
 	ERR_clear_error();
 	BIO_free(bio);
@@ -258,8 +271,9 @@ static int tls_ctx_use_identity(SSL_CTX *ctx, const struct pki_identity *id, str
 	return 0;
 }
 
-/* Trusts exactly the given certificates. PARTIAL_CHAIN lets a non-self-issued or non-CA
- * certificate (the self-signed client certificate in automatic mode) be an anchor. */
+/* Trusts exactly the given certificates. A self-signed one (the client certificate in
+ * automatic mode) is an anchor as it is; PARTIAL_CHAIN lets any other configured certificate
+ * (an intermediate CA) end a chain too, as a certificate in Go's root pool does. */
 static int tls_ctx_trust(SSL_CTX *ctx, STACK_OF(X509) *anchors, bool send_ca_names,
 			 struct pp_err *err)
 {
@@ -484,6 +498,26 @@ static ssize_t tls_write(struct stream *s, const void *buf, size_t n)
 	return r;
 }
 
+/* Whether a handshake failure is about identities (ours refused by the peer, or the peer
+ * sending none) rather than the connection: the caller may not want to retry those. */
+static bool tls_reason_is_auth(unsigned long e)
+{
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		return ERR_GET_LIB(e) == ERR_LIB_SSL;
+	default:
+		return false;
+	}
+}
+
 /* "certificate verify failed: hostname mismatch (expected podvm-x)" and the like. */
 static int tls_handshake_error(struct tls_stream *t, int e, int saved_errno, struct pp_err *err)
 {
@@ -507,6 +541,8 @@ static int tls_handshake_error(struct tls_stream *t, int e, int saved_errno, str
 			   X509_verify_cert_error_string(v), host ? " (expected " : "",
 			   host ? t->server_name : "", host ? ")" : "");
 	} else {
+		if (tls_reason_is_auth(ssl_e))
+			code = PP_UNAUTHENTICATED;
 		pp_err_set(err, code, "TLS handshake with %s failed: %s", t->base.peer,
 			   reason ? reason : "unknown TLS error");
 	}

@@ -7,9 +7,11 @@
  * The one idea: both ends always verify. The client checks the server certificate against the
  * CA and the expected instance name (SNI + hostname check); the server requires a client
  * certificate and checks it against its trust anchors, which in automatic mode is the adaptor's
- * self-signed, non-CA client certificate itself (accepted as an anchor through
- * X509_V_FLAG_PARTIAL_CHAIN). Only the forwarder without a tls-client-ca (upstream's manual
- * mode) skips client verification, because it has nothing to verify against.
+ * self-signed, non-CA client certificate itself (OpenSSL accepts a self-signed certificate in
+ * the trust store as an anchor whatever its CA flag; X509_V_FLAG_PARTIAL_CHAIN is set as well
+ * so that any configured certificate, e.g. an intermediate CA, ends a chain, as Go's roots do).
+ * Only the forwarder without a tls-client-ca (upstream's manual mode) skips client
+ * verification, because it has nothing to verify against.
  *
  * The process must ignore SIGPIPE: OpenSSL writes to the socket with write(2).
  */

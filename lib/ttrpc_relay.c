@@ -50,6 +50,8 @@ struct ttrpc_relay {
 	struct loop *loop;
 	char *name;
 	char *peer;
+	char name_q[64];                  /* name as a log value */
+	char peer_q[PP_ERR_MSG_MAX];      /* peer as a log value */
 	struct ttrpc_relay_config cfg;    /* name/peer point at the copies above */
 	struct ttrpc_server *server;
 	struct ttrpc_client *up;          /* NULL unless RELAY_UP */
@@ -172,7 +174,7 @@ static void relay_sweep_list(struct ttrpc_relay *r, struct relay_list *l, uint64
 		relay_list_remove(l, c);
 		if (c->up_id && r->up)
 			ttrpc_client_abandon(r->up, c->up_id);
-		log_debug("relay call dropped", "relay=%s code=%s", r->name, pp_code_name(e.code));
+		log_debug("relay call dropped", "relay=%s code=%s", r->name_q, pp_code_name(e.code));
 		relay_call_fail(r, c, &e);
 	}
 }
@@ -237,7 +239,7 @@ static void relay_dial_start(struct ttrpc_relay *r)
 	if (r->state != RELAY_IDLE || r->freeing)
 		return;
 	r->state = RELAY_DIALLING;
-	log_debug("relay dialling upstream", "relay=%s peer=%s", r->name, r->peer);
+	log_debug("relay dialling upstream", "relay=%s peer=%s", r->name_q, r->peer_q);
 	r->cfg.dial(r->cfg.dial_arg, r);   /* may answer (dial_done) before returning */
 }
 
@@ -259,7 +261,7 @@ static void relay_on_upstream_closed(void *arg, const struct pp_err *why)
 
 	if (r->freeing)
 		return;
-	log_warn("relay upstream connection lost", "relay=%s peer=%s error=%s", r->name, r->peer,
+	log_warn("relay upstream connection lost", "relay=%s peer=%s error=%s", r->name_q, r->peer_q,
 		 log_quote(q, sizeof(q), why && why->msg[0] ? why->msg : "closed"));
 	r->dead = r->up;
 	r->up = NULL;
@@ -287,7 +289,7 @@ void ttrpc_relay_dial_done(struct ttrpc_relay *r, struct stream *st, const struc
 		r->state = RELAY_IDLE;
 		pp_err_set(&e, PP_UNAVAILABLE, "%s: cannot connect to %s: %s", r->name, r->peer,
 			   why && why->msg[0] ? why->msg : "dial failed");
-		log_warn("relay dial failed", "relay=%s peer=%s queued=%u error=%s", r->name, r->peer,
+		log_warn("relay dial failed", "relay=%s peer=%s queued=%u error=%s", r->name_q, r->peer_q,
 			 r->queue.count, log_quote(q, sizeof(q), e.msg));
 		relay_fail_queue(r, &e);
 		return;
@@ -296,10 +298,10 @@ void ttrpc_relay_dial_done(struct ttrpc_relay *r, struct stream *st, const struc
 	r->stats.connected = true;
 	if (r->ever_connected) {
 		r->stats.reconnects++;
-		log_info("relay upstream reconnected", "relay=%s peer=%s reconnects=%llu", r->name,
-			 r->peer, (unsigned long long)r->stats.reconnects);
+		log_info("relay upstream reconnected", "relay=%s peer=%s reconnects=%llu", r->name_q,
+			 r->peer_q, (unsigned long long)r->stats.reconnects);
 	} else {
-		log_info("relay upstream connected", "relay=%s peer=%s", r->name, r->peer);
+		log_info("relay upstream connected", "relay=%s peer=%s", r->name_q, r->peer_q);
 	}
 	r->ever_connected = true;
 	while (r->state == RELAY_UP && (c = relay_list_pop(&r->queue)))
@@ -416,6 +418,8 @@ struct ttrpc_relay *ttrpc_relay_new(struct loop *l, const struct ttrpc_relay_con
 	}
 	r->cfg.name = r->name;
 	r->cfg.peer = r->peer;
+	log_quote(r->name_q, sizeof(r->name_q), r->name);
+	log_quote(r->peer_q, sizeof(r->peer_q), r->peer);
 	if (!r->cfg.max_queued)
 		r->cfg.max_queued = TTRPC_RELAY_MAX_QUEUED_DEFAULT;
 	r->server = ttrpc_server_new(l, err);

@@ -30,7 +30,7 @@ struct cli_global {
 };
 
 struct cli_args {
-	const char *sandbox_id, *pod, *ns, *netns, *container_id, *exec_id, *version;
+	const char *sandbox_id, *pod, *ns, *netns, *container_id, *exec_id, *version, *service, *method;
 	const char *anns[CLI_MAX_LIST], *mounts[CLI_MAX_LIST], *nss[CLI_MAX_LIST], *dns[CLI_MAX_LIST];
 	size_t n_anns, n_mounts, n_nss, n_dns;
 	bool wait;
@@ -58,6 +58,8 @@ static void usage(FILE *out)
 "  wait -container-id ID [-exec-id ID]\n"
 "  read-stdout -container-id ID [-exec-id ID] [-len N] [-total N]\n"
 "      reads until EOF (or N bytes in total) and checks mock-agent's byte pattern\n"
+"any socket:\n"
+"  call -service NAME -method NAME   one call with an empty request\n"
 "Without -one-connection every call uses a new connection. -timeout takes Go durations\n"
 "(500ms, 5s, 2m). Exit status: 0 ok, 1 a call failed, 2 usage error.\n");
 }
@@ -98,7 +100,7 @@ static int cli_set_flag(struct cli_args *a, const char *name, const char *v)
 	const struct { const char *name; const char **slot; } strs[] = {
 		{ "sandbox-id", &a->sandbox_id }, { "pod", &a->pod }, { "namespace", &a->ns },
 		{ "netns", &a->netns }, { "container-id", &a->container_id }, { "exec-id", &a->exec_id },
-		{ "version", &a->version },
+		{ "version", &a->version }, { "service", &a->service }, { "method", &a->method },
 	};
 
 	for (size_t i = 0; i < PP_ARRAY_SIZE(strs); i++) {
@@ -338,6 +340,21 @@ static int cmd_read_stdout(struct shim_conn *c, const struct cli_global *g, cons
 	return 0;
 }
 
+static int cmd_call(struct shim_conn *c, const struct cli_global *g, const struct cli_args *a,
+		    struct pp_err *err)
+{
+	uint8_t *reply = NULL;
+	size_t len = 0;
+
+	if (cli_need(a->service, "-service") || cli_need(a->method, "-method"))
+		return 2;
+	if (shim_call(c, a->service, a->method, NULL, 0, cli_timeout(g, 0), &reply, &len, err) < 0)
+		return cli_fail("call", err);
+	free(reply);
+	printf("call ok method=%s/%s bytes=%zu\n", a->service, a->method, len);
+	return 0;
+}
+
 static int cli_run_one(struct shim_conn *c, const struct cli_global *g, char **tok, int n)
 {
 	struct pp_err err = { 0 };
@@ -367,6 +384,7 @@ static int cli_run_one(struct shim_conn *c, const struct cli_global *g, char **t
 	if (strcmp(cmd, "signal") == 0) return cmd_signal_wait(c, g, &a, false, &err);
 	if (strcmp(cmd, "wait") == 0) return cmd_signal_wait(c, g, &a, true, &err);
 	if (strcmp(cmd, "read-stdout") == 0) return cmd_read_stdout(c, g, &a, &err);
+	if (strcmp(cmd, "call") == 0) return cmd_call(c, g, &a, &err);
 	return cli_usage_error("unknown command", cmd);
 }
 

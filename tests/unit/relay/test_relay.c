@@ -5,12 +5,14 @@
  * deadline); a client going away abandons its upstream call; hostile frames from downstream.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
+#include "lib/log.h"
 #include "tests/unit/relay/relay_fixture.h"
 
 #define N_MANY 1000
@@ -62,10 +64,12 @@ static void test_many_out_of_order(void **state)
 		got = (uint32_t)F.res[i].payload[0] << 24 | (uint32_t)F.res[i].payload[1] << 16 |
 		      (uint32_t)F.res[i].payload[2] << 8 | F.res[i].payload[3];
 		assert_int_equal(got, i);   /* each answer reached its own caller */
-		if (i > 0 && F.res[i].order < F.res[i - 1].order)
+		if (i >= 20 && F.res[i].order < F.res[i - 20].order)
 			inversions++;
 	}
-	assert_true(inversions > N_MANY / 2);   /* most came back out of order */
+	/* later calls (shorter upstream delays) overtook earlier ones */
+	assert_true(F.res[N_MANY - 1].order < F.res[0].order);
+	assert_true(inversions > N_MANY / 2);
 	ttrpc_relay_get_stats(F.relay, &st);
 	assert_int_equal(st.relayed, N_MANY);
 	assert_int_equal(st.in_flight, 0);
@@ -150,7 +154,7 @@ static void test_rewrite_hook(void **state)
 	assert_int_equal(F.res[0].payload_len, 11);
 	assert_memory_equal(F.res[0].payload, "spec+edited", 11);   /* echoed by upstream */
 	assert_non_null(memmem(F.last_req, F.last_req_len, meta, sizeof(meta)));
-	assert_non_null(memmem(F.last_req, F.last_req_len, "\x20\x80\xce\xe4\x89\x1a", 6));
+	assert_non_null(memmem(F.last_req, F.last_req_len, "\x20\x80\x8c\xee\x89\x1a", 6));
 	assert_int_equal(hooks, 1);
 	free(req);
 	free(with_meta);
@@ -208,8 +212,8 @@ static void test_upstream_restart(void **state)
 	for (i = 0; i < 3; i++)
 		assert_int_equal(rf_call(&F, F.cl, i, "grpc.AgentService", "Hold", NULL, 0, 0), 0);
 	assert_true(rf_run_until(&F, held_cond, (void *)3, 3000));
-	F.n_held = 0;   /* the server below drops them */
 	rf_ups_stop(&F);
+	rf_ups_release_held(&F);   /* answered after the server went: dropped */
 	assert_true(RF_WAIT_ALL(&F, 3, 3000));
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(F.res[i].code, PP_UNAVAILABLE);
@@ -397,12 +401,9 @@ static void test_hostile_frames(void **state)
 	ttrpc_header_decode(io.in, &got);
 	assert_int_equal(got.stream_id, 1);
 	assert_int_equal(got.type, TTRPC_TYPE_RESPONSE);
-	while (io.in_len < TTRPC_HEADER_SIZE + got.length && !io.eof) {
-		io.in_len = io.in_len;   /* read the rest of the response */
-		rf_run_until(&F, raw_io_cond, &io, 50);
-		if (io.in_len >= TTRPC_HEADER_SIZE + got.length)
-			break;
-	}
+	for (int tries = 0; tries < 100 && io.in_len < TTRPC_HEADER_SIZE + got.length; tries++)
+		rf_run_until(&F, raw_io_cond, &io, 10);   /* the rest of the response */
+	assert_true(io.in_len >= TTRPC_HEADER_SIZE + got.length);
 	assert_int_equal(ttrpc_response_decode(io.in + TTRPC_HEADER_SIZE, got.length, &res,
 					       &storage, &err), 0);
 	assert_int_equal(res.code, PP_RESOURCE_EXHAUSTED);

@@ -84,6 +84,21 @@ void harness_handshake(struct stream *c, struct stream *s, struct harness_hs *r)
 	}
 }
 
+int harness_handshake_one(struct stream *s, struct pp_err *err)
+{
+	uint64_t end = pp_now_ms() + HARNESS_TIMEOUT_MS;
+	int rc = 0;
+
+	while (rc == 0 && pp_now_ms() < end) {
+		struct pollfd p = { .fd = s->fd, .events = harness_events(s->want) };
+
+		rc = stream_handshake(s, err);
+		if (rc == 0)
+			poll(&p, 1, 100);
+	}
+	return rc;
+}
+
 int harness_transfer(struct stream *from, struct stream *to, size_t n)
 {
 	uint8_t *src = malloc(n), *dst = malloc(n);

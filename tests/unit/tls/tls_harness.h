@@ -33,6 +33,9 @@ struct harness_hs {
 /* Drives both handshakes until each has finished or failed (or HARNESS_TIMEOUT_MS). */
 void harness_handshake(struct stream *c, struct stream *s, struct harness_hs *ret);
 
+/* Drives one side only (the other end is driven elsewhere). Returns 1, -1 or 0 (time ran out). */
+int harness_handshake_one(struct stream *s, struct pp_err *err);
+
 /* Moves n bytes from `from` to `to` (both non-blocking), polling. Returns 0 when all arrived
  * intact, -1 otherwise. */
 int harness_transfer(struct stream *from, struct stream *to, size_t n);
