@@ -95,12 +95,27 @@ static int daemon_check_paths(struct daemon *d, struct pp_err *err)
 	return 0;
 }
 
+/* INITDATA often comes from a ConfigMap with a trailing newline: keep only the base64 text. */
+static int daemon_trim_initdata(struct daemon *d, struct pp_err *err)
+{
+	char *v = pp_xstrdup(config_str(d->cfg, "INITDATA"));
+	int rc = 0;
+
+	if (strcmp(str_trim(v), config_str(d->cfg, "INITDATA")) != 0)
+		rc = config_set(d->cfg, "INITDATA", v, err);
+	free(v);
+	return rc;
+}
+
 static int daemon_check_options(struct daemon *d, struct pp_err *err)
 {
-	const char *initdata = config_str(d->cfg, "INITDATA");
+	const char *initdata;
 	const char *tunnel = config_str(d->cfg, "TUNNEL_TYPE");
 	uint32_t port;
 
+	if (daemon_trim_initdata(d, err) < 0)
+		return -1;
+	initdata = config_str(d->cfg, "INITDATA");
 	if (*initdata && initdata_check_encoded(initdata, err) < 0)
 		return pp_err_prefix(err, "INITDATA");
 	if (strcmp(tunnel, "vxlan") != 0)

@@ -120,7 +120,7 @@ static int b64_check_padding(const char *sig, size_t n, bool pad_required, size_
 static int b64_decode(const char *alpha, bool pad_required, const char *s, size_t slen,
 		      uint8_t **ret, size_t *ret_len, struct pp_err *err)
 {
-	size_t n, data, i, o = 0;
+	size_t n = 0, data = 0, i, o = 0;
 	uint8_t *out;
 	char *sig;
 

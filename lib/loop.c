@@ -45,7 +45,8 @@ struct loop_timer {
 struct loop {
 	int epfd;
 	int wakefd;
-	pthread_t owner;              /* the thread that runs the loop */
+	pthread_t owner;              /* the creating thread; immutable */
+	atomic_bool running;          /* inside loop_run */
 	atomic_bool stop;
 
 	struct fd_watch *watch;       /* indexed by fd */
@@ -411,9 +412,15 @@ void loop_stop(struct loop *l)
 	loop_wake(l);
 }
 
+/* The loop the current thread is running, if any. */
+static __thread const struct loop *loop_current;
+
 int loop_in_thread(const struct loop *l)
 {
-	return pthread_equal(l->owner, pthread_self());
+	if (loop_current == l)
+		return 1;
+	/* Not running: its creator owns it (set-up before loop_run, tear-down after). */
+	return !atomic_load(&l->running) && pthread_equal(l->owner, pthread_self());
 }
 
 static void wake_drain(struct loop *l)
@@ -428,7 +435,10 @@ int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 
-	l->owner = pthread_self();
+	const struct loop *outer = loop_current;
+
+	loop_current = l;
+	atomic_store(&l->running, true);
 	while (!atomic_load(&l->stop)) {
 		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timers_timeout(l));
 		bool woken = false;
@@ -446,6 +456,8 @@ int loop_run(struct loop *l)
 		post_run(l);
 		timers_run(l);
 	}
+	atomic_store(&l->running, false);
 	atomic_store(&l->stop, false);
+	loop_current = outer;
 	return 0;
 }

@@ -50,6 +50,8 @@ void loop_post_item(struct loop *l, struct loop_post_item *item, loop_fn fn, voi
 /* Runs until loop_stop(); returns 0. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);   /* thread-safe */
+/* True in the thread running loop_run(l); while the loop is not running, true in the thread
+ * that created it (set-up and tear-down). */
 int loop_in_thread(const struct loop *l);
 
 uint64_t pp_now_ms(void);   /* CLOCK_MONOTONIC in ms */

@@ -375,9 +375,12 @@ static void conn_on_event(void *arg, uint32_t events)
 {
 	struct ttrpc_conn *c = arg;
 
-	(void)events;   /* level-triggered: trying both directions is cheap and TLS-safe */
+	/* Level-triggered: trying both directions is cheap and TLS-safe. */
 	conn_enter(c);
 	conn_run(c);
+	/* An error or hang-up that reading did not surface would make epoll report it forever. */
+	if (!conn_gone(c) && !c->later && (events & (EPOLLERR | EPOLLHUP)))
+		conn_fail_msg(c, PP_UNAVAILABLE, "connection closed");
 	conn_leave(c);
 }
 

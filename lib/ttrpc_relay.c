@@ -287,8 +287,11 @@ void ttrpc_relay_dial_done(struct ttrpc_relay *r, struct stream *st, const struc
 	}
 	if (!r->up) {
 		r->state = RELAY_IDLE;
-		pp_err_set(&e, PP_UNAVAILABLE, "%s: cannot connect to %s: %s", r->name, r->peer,
-			   why && why->msg[0] ? why->msg : "dial failed");
+		if (why && strstr(why->msg, r->peer))
+			pp_err_set(&e, PP_UNAVAILABLE, "%s: %s", r->name, why->msg);
+		else
+			pp_err_set(&e, PP_UNAVAILABLE, "%s: cannot connect to %s: %s", r->name,
+				   r->peer, why && why->msg[0] ? why->msg : "dial failed");
 		log_warn("relay dial failed", "relay=%s peer=%s queued=%u error=%s", r->name_q, r->peer_q,
 			 r->queue.count, log_quote(q, sizeof(q), e.msg));
 		relay_fail_queue(r, &e);

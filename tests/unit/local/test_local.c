@@ -22,7 +22,9 @@
 #include "adaptor/options.h"
 #include "adaptor/provider.h"
 #include "lib/fileutil.h"
+#include "lib/ttrpc.h"
 #include "providers/local/local_priv.h"
+#include "tests/tools/shim_client/shim_lib.h"
 
 extern const struct provider_ops local_provider_ops;
 
@@ -408,6 +410,40 @@ static void test_instance_survives_its_creator(void **state)
 	assert_true(pid_gone(m.forwarder.pid));
 }
 
+/* With the real mock-agent in the bin dir, the instance's agent answers on <dir>/agent.sock,
+ * and deleting the instance stops it. */
+static void test_real_mock_agent_answers(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_err err = { 0 };
+	struct instance inst;
+	struct local_meta m;
+	struct shim_conn c;
+	char path[256], dir[256], sock[300];
+	int status = 0, fd = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", f->bin, LOCAL_BIN_MOCK_AGENT);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(MOCK_AGENT_BIN, path), 0);
+	create(f->p, "podvm-real-14141414", "sid-r", &inst);
+	instance_dir(f, inst.name, dir, sizeof(dir));
+	snprintf(sock, sizeof(sock), "%s/%s", dir, LOCAL_AGENT_SOCKET);
+	for (int i = 0; i < 500 && fd < 0; i++) {
+		fd = ttrpc_sync_dial_unix(sock, NULL);
+		if (fd < 0)
+			usleep(10000);
+	}
+	assert_true(fd >= 0);
+	shim_conn_from_fd(&c, fd);
+	assert_int_equal(shim_agent_health(&c, 5LL * 1000 * 1000 * 1000, &status, &err), 0);
+	assert_int_equal(status, 1);
+	close(fd);
+	read_meta(dir, &m);
+	assert_int_equal(local_provider_ops.delete_instance(f->p, inst.id, inst.name, NULL, &err), 0);
+	assert_true(pid_gone(m.agent.pid));
+	assert_int_equal(access(dir, F_OK), -1);
+}
+
 static void test_user_data_failure_leaves_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -535,6 +571,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_owner_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ips_unique_and_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instance_survives_its_creator, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_real_mock_agent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_data_failure_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forwarder_args_from_config, setup, teardown),

@@ -67,14 +67,18 @@ struct rf {
 	unsigned completed;
 };
 
-static int rf_unix_connect(const char *path)
+static inline int rf_unix_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		close(fd);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
 		return -1;
@@ -92,7 +96,7 @@ struct rf_wait {
 	bool met;
 };
 
-static void rf_wait_tick(void *arg)
+static inline void rf_wait_tick(void *arg)
 {
 	struct rf_wait *w = arg;
 
@@ -109,7 +113,7 @@ static void rf_wait_tick(void *arg)
 }
 
 /* Runs the loop until cond holds (true) or timeout_ms passed (false). */
-static bool rf_run_until(struct rf *f, bool (*cond)(struct rf *, void *), void *arg,
+static inline bool rf_run_until(struct rf *f, bool (*cond)(struct rf *, void *), void *arg,
 			 uint64_t timeout_ms)
 {
 	struct rf_wait w = { .f = f, .cond = cond, .arg = arg, .until = pp_now_ms() + timeout_ms };
@@ -119,7 +123,7 @@ static bool rf_run_until(struct rf *f, bool (*cond)(struct rf *, void *), void *
 	return w.met;
 }
 
-static bool rf_never(struct rf *f, void *arg)
+static inline bool rf_never(struct rf *f, void *arg)
 {
 	(void)f;
 	(void)arg;
@@ -127,7 +131,7 @@ static bool rf_never(struct rf *f, void *arg)
 }
 
 /* Runs the loop for ms milliseconds. */
-static void rf_run_for(struct rf *f, uint64_t ms)
+static inline void rf_run_for(struct rf *f, uint64_t ms)
 {
 	rf_run_until(f, rf_never, NULL, ms);
 }
@@ -139,7 +143,7 @@ struct rf_delayed {
 	uint8_t payload[4];
 };
 
-static void rf_delayed_fire(void *arg)
+static inline void rf_delayed_fire(void *arg)
 {
 	struct rf_delayed *d = arg;
 
@@ -147,7 +151,7 @@ static void rf_delayed_fire(void *arg)
 	free(d);
 }
 
-static void rf_ups_handle(struct ttrpc_call *call, void *arg)
+static inline void rf_ups_handle(struct ttrpc_call *call, void *arg)
 {
 	struct rf *f = arg;
 	const char *m = ttrpc_call_method(call);
@@ -181,7 +185,7 @@ static void rf_ups_handle(struct ttrpc_call *call, void *arg)
 	}
 }
 
-static int rf_ups_start(struct rf *f)
+static inline int rf_ups_start(struct rf *f)
 {
 	struct pp_err err = { 0 };
 
@@ -192,13 +196,13 @@ static int rf_ups_start(struct rf *f)
 	return ttrpc_server_listen_unix(f->ups, f->ups_path, &err);
 }
 
-static void rf_ups_stop(struct rf *f)
+static inline void rf_ups_stop(struct rf *f)
 {
 	ttrpc_server_free(f->ups);   /* held calls outlive it; their replies are dropped */
 	f->ups = NULL;
 }
 
-static void rf_ups_release_held(struct rf *f)
+static inline void rf_ups_release_held(struct rf *f)
 {
 	while (f->n_held > 0)
 		ttrpc_call_reply(f->held[--f->n_held], (const uint8_t *)"late", 4);
@@ -206,7 +210,7 @@ static void rf_ups_release_held(struct rf *f)
 
 /* ---- the relay's dialer: a unix connect retried every 10 ms ---- */
 
-static void rf_dial_try(void *arg)
+static inline void rf_dial_try(void *arg)
 {
 	struct rf *f = arg;
 	struct pp_err err = { 0 };
@@ -229,7 +233,7 @@ static void rf_dial_try(void *arg)
 	f->dial_timer = loop_timer_add(f->loop, 10, rf_dial_try, f);
 }
 
-static void rf_dial(void *arg, struct ttrpc_relay *r)
+static inline void rf_dial(void *arg, struct ttrpc_relay *r)
 {
 	struct rf *f = arg;
 
@@ -239,7 +243,7 @@ static void rf_dial(void *arg, struct ttrpc_relay *r)
 	f->dial_timer = loop_timer_add(f->loop, 0, rf_dial_try, f);
 }
 
-static void rf_dial_cancel(void *arg, struct ttrpc_relay *r)
+static inline void rf_dial_cancel(void *arg, struct ttrpc_relay *r)
 {
 	struct rf *f = arg;
 
@@ -250,7 +254,7 @@ static void rf_dial_cancel(void *arg, struct ttrpc_relay *r)
 
 /* ---- set-up ---- */
 
-static void rf_init(struct rf *f)
+static inline void rf_init(struct rf *f)
 {
 	struct pp_err err = { 0 };
 
@@ -265,7 +269,7 @@ static void rf_init(struct rf *f)
 		abort();
 }
 
-static struct ttrpc_relay *rf_relay_start(struct rf *f, bool eager, unsigned max_queued,
+static inline struct ttrpc_relay *rf_relay_start(struct rf *f, bool eager, unsigned max_queued,
 					  uint64_t max_wait_ms)
 {
 	struct ttrpc_relay_config cfg = {
@@ -289,13 +293,13 @@ static struct ttrpc_relay *rf_relay_start(struct rf *f, bool eager, unsigned max
 	return f->relay;
 }
 
-static void rf_client_closed(void *arg, const struct pp_err *why)
+static inline void rf_client_closed(void *arg, const struct pp_err *why)
 {
 	(void)arg;
 	(void)why;
 }
 
-static struct ttrpc_client *rf_client_new(struct rf *f)
+static inline struct ttrpc_client *rf_client_new(struct rf *f)
 {
 	struct pp_err err = { 0 };
 	int fd = rf_unix_connect(f->relay_path);
@@ -309,7 +313,7 @@ static struct ttrpc_client *rf_client_new(struct rf *f)
 	return ttrpc_client_new(f->loop, st, rf_client_closed, f, &err);
 }
 
-static void rf_fini(struct rf *f)
+static inline void rf_fini(struct rf *f)
 {
 	rf_ups_release_held(f);
 	ttrpc_client_free(f->cl);
@@ -331,7 +335,7 @@ struct rf_slot {
 
 static struct rf_slot rf_slots[RF_MAX_CALLS];
 
-static void rf_on_done(void *arg, const struct ttrpc_result *res)
+static inline void rf_on_done(void *arg, const struct ttrpc_result *res)
 {
 	struct rf_slot *s = arg;
 	struct rf_result *r = &s->f->res[s->i];
@@ -348,7 +352,7 @@ static void rf_on_done(void *arg, const struct ttrpc_result *res)
 	r->order = s->f->completed++;
 }
 
-static int rf_call(struct rf *f, struct ttrpc_client *cl, unsigned i, const char *service,
+static inline int rf_call(struct rf *f, struct ttrpc_client *cl, unsigned i, const char *service,
 		   const char *method, const void *payload, size_t len, int64_t timeout_ns)
 {
 	struct pp_err err = { 0 };
@@ -360,7 +364,7 @@ static int rf_call(struct rf *f, struct ttrpc_client *cl, unsigned i, const char
 				 &rf_slots[i], &err);
 }
 
-static int rf_call_raw(struct rf *f, struct ttrpc_client *cl, unsigned i, const uint8_t *req,
+static inline int rf_call_raw(struct rf *f, struct ttrpc_client *cl, unsigned i, const uint8_t *req,
 		       size_t len)
 {
 	struct pp_err err = { 0 };
@@ -371,12 +375,12 @@ static int rf_call_raw(struct rf *f, struct ttrpc_client *cl, unsigned i, const 
 	return ttrpc_client_call_raw(cl, req, len, rf_on_done, &rf_slots[i], &err) ? 0 : -1;
 }
 
-static bool rf_done_cond(struct rf *f, void *arg)
+static inline bool rf_done_cond(struct rf *f, void *arg)
 {
 	return f->res[(unsigned)(uintptr_t)arg].done;
 }
 
-static bool rf_all_done_cond(struct rf *f, void *arg)
+static inline bool rf_all_done_cond(struct rf *f, void *arg)
 {
 	unsigned n = (unsigned)(uintptr_t)arg, i;
 
