@@ -231,9 +231,10 @@ fail:
 	daemon_job_end(d);
 }
 
-static void start_done(void *arg)
+/* Loop thread: the start is over (state is RUNNING or FAILED). Answers StartVM, then runs a
+ * StopVM that arrived meanwhile. */
+static void start_finish(struct start_job *j, enum sandbox_state state)
 {
-	struct start_job *j = arg;
 	struct daemon *d = j->d;
 	struct sandbox *sb = j->sb;
 	struct ttrpc_call *call = sb->start_call;
@@ -243,14 +244,28 @@ static void start_done(void *arg)
 	sb->pending_stop = NULL;
 	cancel_unref(sb->start_cancel);
 	sb->start_cancel = NULL;
-	set_state(d, sb, SANDBOX_RUNNING, false);
-	log_info("VM started", "sandbox=%s instance=%s ms=%llu", sb->id, sb->instance_name,
-		 (unsigned long long)(pp_now_ms() - sb->started_ms));
-	ttrpc_call_reply(call, NULL, 0);
-	podvminfo_notify(d);
+	set_state(d, sb, state, false);
+	if (state == SANDBOX_RUNNING) {
+		log_info("VM started", "sandbox=%s instance=%s ms=%llu", sb->id, sb->instance_name,
+			 (unsigned long long)(pp_now_ms() - sb->started_ms));
+		ttrpc_call_reply(call, NULL, 0);
+		podvminfo_notify(d);
+	} else {
+		log_error("StartVM failed", "sandbox=%s instance=%s code=%s error=\"%s\"", sb->id,
+			  sb->instance_name, pp_code_name(j->err.code), j->err.msg);
+		if (call)
+			ttrpc_call_reply_err(call, &j->err);
+	}
 	free(j);
-	if (stop)
+	if (stop && !d->loop_done)
 		lifecycle_stop(d, stop, sb->id);
+	else if (stop)
+		ttrpc_call_reply_error(stop, PP_UNAVAILABLE, "the adaptor is shutting down");
+}
+
+static void start_done(void *arg)
+{
+	start_finish(arg, SANDBOX_RUNNING);
 }
 
 static void mark_running_run(void *arg)
@@ -311,6 +326,12 @@ static void start_proxy(void *arg)
 	struct daemon *d = j->d;
 	struct sandbox *sb = j->sb;
 
+	if (d->loop_done) {
+		/* Shut down meanwhile: the VM stays, the row says "starting"; the next start cleans up. */
+		pp_err_set(&j->err, PP_UNAVAILABLE, "the adaptor is shutting down");
+		start_finish(j, SANDBOX_STARTING);
+		return;
+	}
 	if (cancel_fired(sb->start_cancel)) {
 		pp_err_set(&j->err, PP_CANCELLED, "StartVM cancelled: %s",
 			   cancel_reason_text(cancel_why(sb->start_cancel)));
@@ -327,24 +348,7 @@ static void start_proxy(void *arg)
 
 static void start_fail_done(void *arg)
 {
-	struct start_job *j = arg;
-	struct daemon *d = j->d;
-	struct sandbox *sb = j->sb;
-	struct ttrpc_call *call = sb->start_call;
-	struct ttrpc_call *stop = sb->pending_stop;
-
-	sb->start_call = NULL;
-	sb->pending_stop = NULL;
-	cancel_unref(sb->start_cancel);
-	sb->start_cancel = NULL;
-	set_state(d, sb, SANDBOX_FAILED, false);
-	log_error("StartVM failed", "sandbox=%s instance=%s code=%s error=\"%s\"", sb->id,
-		  sb->instance_name, pp_code_name(j->err.code), j->err.msg);
-	if (call)
-		ttrpc_call_reply_err(call, &j->err);
-	free(j);
-	if (stop)
-		lifecycle_stop(d, stop, sb->id);
+	start_finish(arg, SANDBOX_FAILED);
 }
 
 static void start_cleanup_run(void *arg)
@@ -377,6 +381,10 @@ static void start_failed(struct start_job *j)
 {
 	struct sandbox *sb = j->sb;
 
+	if (j->d->loop_done) {
+		start_finish(j, SANDBOX_STARTING);
+		return;
+	}
 	start_stop_waiting(sb, j->d);
 	if (sb->proxy) {
 		agent_proxy_stop(sb->proxy);

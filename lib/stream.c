@@ -67,8 +67,7 @@ static const struct stream_ops plain_ops = {
 	.free = plain_free,
 };
 
-/* "unix", "ip:port" or "[ip6]:port" for log lines. */
-static void stream_peer_name(int fd, char *buf, size_t size)
+void stream_peer_name(int fd, char *buf, size_t size)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);

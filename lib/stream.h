@@ -43,5 +43,7 @@ static inline ssize_t stream_write(struct stream *s, const void *b, size_t n) { 
 static inline int stream_handshake(struct stream *s, struct pp_err *e) { return s->ops->handshake(s, e); }
 static inline size_t stream_pending(struct stream *s) { return s->ops->pending ? s->ops->pending(s) : 0; }
 void stream_free(struct stream *s);   /* NULL ok */
+/* "unix", "ip:port" or "[ip6]:port" of a connected socket, for messages and log lines. */
+void stream_peer_name(int fd, char *buf, size_t size);
 
 #endif

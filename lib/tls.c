@@ -599,31 +599,6 @@ static const struct stream_ops tls_ops = {
 	.free = tls_free,
 };
 
-/* "ip:port" / "[ip6]:port" / "unix" for messages and log lines. */
-static void tls_peer_name(int fd, char *buf, size_t size)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	snprintf(buf, size, "unknown");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_UNIX) {
-		snprintf(buf, size, "unix");
-	} else if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		snprintf(buf, size, "%s:%u", ip, ntohs(a->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, size, "[%s]:%u", ip, ntohs(a->sin6_port));
-	}
-}
-
 /* The name the server certificate must carry: DNS name (also sent as SNI) or IP address. */
 static int tls_expect_server(struct tls_stream *t, const char *name, struct pp_err *err)
 {
@@ -675,7 +650,7 @@ struct stream *tls_stream_new(SSL_CTX *ctx, int fd, bool is_server, const char *
 	t->base.fd = fd;
 	t->base.want = is_server ? EPOLLIN : EPOLLOUT;
 	t->is_server = is_server;
-	tls_peer_name(fd, t->base.peer, sizeof(t->base.peer));
+	stream_peer_name(fd, t->base.peer, sizeof(t->base.peer));
 	t->ssl = SSL_new(ctx);
 	bio = t->ssl ? tls_bio_new(fd) : NULL;
 	if (!bio) {
