@@ -271,14 +271,15 @@ static void start_done(void *arg)
 static void mark_running_run(void *arg)
 {
 	struct start_job *j = arg;
+	struct daemon *d = j->d;   /* j belongs to the loop once posted (start_done frees it) */
 
-	if (sandbox_db_transition(j->d, j->sb->id, SANDBOX_STARTING, SANDBOX_RUNNING, NULL, &j->err) < 0) {
-		loop_post(j->d->loop, (loop_fn)start_failed, j);
+	if (sandbox_db_transition(d, j->sb->id, SANDBOX_STARTING, SANDBOX_RUNNING, NULL, &j->err) < 0) {
+		loop_post(d->loop, (loop_fn)start_failed, j);
 	} else {
 		daemon_crash_point("start:after-running");
-		loop_post(j->d->loop, start_done, j);
+		loop_post(d->loop, start_done, j);
 	}
-	daemon_job_end(j->d);
+	daemon_job_end(d);
 }
 
 static void start_stop_waiting(struct sandbox *sb, struct daemon *d)

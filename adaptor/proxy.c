@@ -74,12 +74,13 @@ static void proxy_attempt(void *arg);
 
 static void proxy_first_failed(struct agent_proxy *p)
 {
+	char q[PP_ERR_MSG_MAX];
 	struct pp_err e;
 
 	pp_err_set(&e, PP_UNAVAILABLE, "failed to establish agent proxy connection to %s: %s",
 		   p->addr, p->last_err.msg[0] ? p->last_err.msg : "timed out");
-	log_error("agent proxy connection failed", "socket=%s addr=%s attempts=%u", p->socket_path,
-		  p->addr, p->attempts);
+	log_error("agent proxy connection failed", "socket=%s addr=%s attempts=%u error=%s",
+		  p->socket_path, p->addr, p->attempts, log_quote(q, sizeof(q), p->last_err.msg));
 	p->dialling = false;
 	p->ready_done = true;
 	ttrpc_relay_dial_done(p->relay, NULL, &e);
@@ -99,8 +100,12 @@ static void proxy_on_dialled(void *arg, struct stream *st, const struct pp_err *
 			proxy_first_failed(p);
 			return;
 		}
-		log_debug("agent proxy dial failed", "addr=%s attempt=%u error=%s", p->addr,
-			  p->attempts, err ? err->msg : "");
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			char q[PP_ERR_MSG_MAX];
+
+			log_debug("agent proxy dial failed", "addr=%s attempt=%u error=%s", p->addr,
+				  p->attempts, log_quote(q, sizeof(q), err ? err->msg : ""));
+		}
 		p->retry = loop_timer_add(p->loop, proxy_retry_delay_ms(p), proxy_attempt, p);
 		return;
 	}

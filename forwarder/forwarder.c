@@ -92,9 +92,12 @@ static void agent_dial_attempt(void *arg)
 		ttrpc_relay_dial_done(f->relay, NULL, &f->dial_err);
 		return;
 	}
-	if (f->dial_attempts == 1)
+	if (f->dial_attempts == 1) {
+		char q[PP_ERR_MSG_MAX];
+
 		log_info("waiting for the kata agent", "socket=%s error=%s", f->agent_socket,
-			 f->dial_err.msg);
+			 log_quote(q, sizeof(q), f->dial_err.msg));
+	}
 	f->dial_timer = loop_timer_add(f->loop, f->dial_delay_ms, agent_dial_attempt, f);
 	f->dial_delay_ms *= 2;
 	if (f->dial_delay_ms > FORWARDER_AGENT_RETRY_MAX_MS)
@@ -372,6 +375,7 @@ static void forwarder_adopt(struct forwarder *f, int fd)
 {
 	struct ttrpc_server *srv = ttrpc_relay_server(f->relay);
 	struct pp_err err = { 0 };
+	char q[PP_ERR_MSG_MAX];
 	struct stream *st;
 
 	if (ttrpc_server_connections(srv) >= FORWARDER_MAX_CONNECTIONS) {
@@ -382,7 +386,7 @@ static void forwarder_adopt(struct forwarder *f, int fd)
 	}
 	st = f->tls ? tls_stream_new(f->tls, fd, true, NULL, &err) : stream_plain_new(fd, &err);
 	if (!st || ttrpc_server_adopt(srv, st, &err) < 0)
-		log_warn("connection dropped", "error=%s", err.msg);
+		log_warn("connection dropped", "error=%s", log_quote(q, sizeof(q), err.msg));
 	else
 		log_debug("connection accepted", "peer=%s", st->peer);
 }

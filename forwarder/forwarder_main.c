@@ -31,6 +31,7 @@
 
 #define PROG "agent-protocol-forwarder"
 #define FLAG_EXIT_USAGE 2   /* as Go's flag package */
+#define FLAGS_RUN (-1)      /* fwd_flags_parse: go on */
 #define NOTIFY_MAX 256
 
 struct fwd_flags {
@@ -113,7 +114,7 @@ static int fwd_bool_parse(const char *v, bool *ret)
 	return -1;
 }
 
-/* Returns 0, or the exit status to leave with (usage printed). */
+/* Returns FLAGS_RUN, or the exit status to leave with (after -h, or a bad flag). */
 static int fwd_flags_parse(int argc, char **argv, struct fwd_flags *fl)
 {
 	int i;
@@ -134,7 +135,7 @@ static int fwd_flags_parse(int argc, char **argv, struct fwd_flags *fl)
 		nlen = eq ? (size_t)(eq - name) : strlen(name);
 		if ((nlen == 1 && name[0] == 'h') || (nlen == 4 && !strncmp(name, "help", 4))) {
 			fwd_usage(stdout);
-			return EXIT_SUCCESS + 0x100;   /* exit 0 */
+			return EXIT_SUCCESS;
 		}
 		d = fwd_flag_find(name, nlen);
 		if (!d) {
@@ -164,7 +165,7 @@ static int fwd_flags_parse(int argc, char **argv, struct fwd_flags *fl)
 		fprintf(stderr, "unexpected argument: %s\n", argv[i]);
 		return FLAG_EXIT_USAGE;
 	}
-	return 0;
+	return FLAGS_RUN;
 }
 
 /* ---- TLS ---- */
@@ -254,7 +255,7 @@ static SSL_CTX *fwd_tls_ctx(const struct fwd_flags *fl, const struct apf_config 
 		goto out;
 	}
 	if (!anchors)
-		log_warn("no client CA configured: client certificates are not verified", "%s", "");
+		log_warn("no client CA configured: client certificates are not verified", "");
 	id = fwd_server_identity(fl, apf, err);
 	if (id)
 		ctx = tls_server_ctx_new(&prof, id, anchors, err);
@@ -324,7 +325,7 @@ static int fwd_run(const struct fwd_flags *fl, SSL_CTX *tls, struct pp_err *err)
 		goto out;
 	fwd_notify_ready(f);
 	loop_run(l);
-	log_info("forwarder stopping", "%s", "");
+	log_info("forwarder stopping", "");
 	sd_notify_send("STOPPING=1");
 	rc = 0;
 out:
@@ -347,24 +348,25 @@ int main(int argc, char **argv)
 	};
 	struct apf_config *apf = NULL;
 	struct pp_err err = { 0 };
+	char q[PP_ERR_MSG_MAX];
 	SSL_CTX *tls = NULL;
 	int rc;
 
 	log_init("forwarder", 2);
 	rc = fwd_flags_parse(argc, argv, &fl);
-	if (rc)
-		return rc & 0xff;
+	if (rc != FLAGS_RUN)
+		return rc;
 	if (fl.version) {
 		printf("%s version %s\n", PROG, PP_VERSION);
 		return EXIT_SUCCESS;
 	}
-	log_info("starting", "version=%s config=%s", PP_VERSION, fl.config);
+	log_info("starting", "version=%s config=%s", PP_VERSION, log_quote(q, sizeof(q), fl.config));
 	if (apf_config_load(fl.config, &apf, &err) < 0) {
-		log_error("cannot read the config file", "path=%s error=%s", fl.config, err.msg);
+		log_error("cannot read the config file", "error=%s", log_quote(q, sizeof(q), err.msg));
 		return EXIT_FAILURE;
 	}
 	if (!fl.disable_tls && !(tls = fwd_tls_ctx(&fl, apf, &err))) {
-		log_error("TLS set-up failed", "error=%s", err.msg);
+		log_error("TLS set-up failed", "error=%s", log_quote(q, sizeof(q), err.msg));
 		apf_config_free(apf);
 		return EXIT_FAILURE;
 	}
@@ -372,7 +374,7 @@ int main(int argc, char **argv)
 	rc = fwd_run(&fl, tls, &err);
 	SSL_CTX_free(tls);
 	if (rc < 0) {
-		log_error("forwarder failed", "error=%s", err.msg);
+		log_error("forwarder failed", "error=%s", log_quote(q, sizeof(q), err.msg));
 		return EXIT_FAILURE;
 	}
 	return EXIT_SUCCESS;

@@ -277,7 +277,12 @@ static int local_find(const struct local_priv *lp, const char *id, const char *n
 				f->found = true;
 				return 0;
 			}
-		} else if (rerr.code == PP_NOT_FOUND && !id[0] && access(f->dir, F_OK) == 0) {
+		} else if (rerr.code != PP_NOT_FOUND) {
+			/* damaged: which processes to stop is unknown, so say so rather than guess */
+			if (err)
+				*err = rerr;
+			return -1;
+		} else if (!id[0] && access(f->dir, F_OK) == 0) {
 			*ret_bare_dir = true;
 			return 0;
 		}

@@ -16,9 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "lib/fileutil.h"
+#include "lib/util.h"
 
 bool local_name_valid(const char *name)
 {
@@ -225,6 +229,25 @@ static int ip_counter_store(int fd, uint32_t next)
 	return 0;
 }
 
+/* Whether ip:port can be listened on right now. Other daemons (other state directories) hand
+ * out the same 127.77.x.y addresses, so a free slot in our own counter proves nothing; a probe
+ * bind does. (A daemon allocating at the very same moment can still collide: the forwarder then
+ * fails to bind, logs it in console.log, and StartVM fails.) */
+static bool ip_port_free(const char *ip, uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd, rc;
+
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return false;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;   /* cannot probe: rely on our own bookkeeping */
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc == 0;
+}
+
 /* Addresses x.0 and x.255 are skipped: legal on loopback, but confusing to read. */
 static bool ip_usable(uint32_t n)
 {
@@ -235,7 +258,7 @@ int local_ip_allocate(const struct local_priv *lp, char *ret, size_t size, struc
 {
 	char path[PATH_MAX];
 	struct ip_in_use *used;
-	uint32_t n;
+	uint32_t n, port;
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", lp->root, LOCAL_COUNTER_FILE) >= (int)sizeof(path))
@@ -259,9 +282,16 @@ int local_ip_allocate(const struct local_priv *lp, char *ret, size_t size, struc
 		free(used);
 		return -1;
 	}
+	if (parse_uint32(lp->forwarder_port, &port) < 0 || port == 0 || port > UINT16_MAX)
+		port = 0;
 	n = ip_counter_read(fd);
 	for (uint32_t tries = 0; tries < LOCAL_IP_COUNT; tries++, n = (n + 1) % LOCAL_IP_COUNT) {
+		char ip[PROVIDER_IP_MAX];
+
 		if (!ip_usable(n) || ip_is_used(used, n))
+			continue;
+		ip_format(n, ip, sizeof(ip));
+		if (port && !ip_port_free(ip, (uint16_t)port))
 			continue;
 		free(used);
 		if (ip_counter_store(fd, (n + 1) % LOCAL_IP_COUNT) < 0) {

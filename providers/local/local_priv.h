@@ -93,7 +93,8 @@ void local_conf_free(struct local_priv *lp);
 /* local_meta.c */
 int local_meta_write(const char *dir, const struct local_meta *m, struct pp_err *err);
 int local_meta_read(const char *dir, struct local_meta *m, struct pp_err *err);
-/* Returns 0 and fills *ret with the next free IP; the counter file is advanced. Caller holds lock. */
+/* Returns 0 and fills *ret with the next IP that no instance of ours uses and on which
+ * FORWARDER_PORT can be bound; the counter file is advanced. Caller holds lock. */
 int local_ip_allocate(const struct local_priv *lp, char *ret, size_t size, struct pp_err *err);
 /* Calls fn for every instance directory with a readable meta.json. fn returns 1 to stop. */
 int local_meta_scan(const struct local_priv *lp,

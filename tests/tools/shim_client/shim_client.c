@@ -315,10 +315,11 @@ static int cmd_read_stdout(struct shim_conn *c, const struct cli_global *g, cons
 	if (cli_need(a->container_id, "-container-id"))
 		return 2;
 	while (!a->total || total < a->total) {
+		uint32_t want = a->total && a->total - total < a->len ? (uint32_t)(a->total - total) : a->len;
 		uint8_t *data = NULL;
 		size_t n = 0, bad;
 
-		if (shim_agent_read_stdout(c, a->container_id, a->exec_id, a->len, cli_timeout(g, 0), &data,
+		if (shim_agent_read_stdout(c, a->container_id, a->exec_id, want, cli_timeout(g, 0), &data,
 					   &n, err) < 0) {
 			if (err->code != PP_OUT_OF_RANGE)
 				return cli_fail("read-stdout", err);

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -444,6 +447,37 @@ static void test_real_mock_agent_answers(void **state)
 	assert_int_equal(access(dir, F_OK), -1);
 }
 
+/* An address whose forwarder port is taken (another daemon's instance, another state
+ * directory) is skipped. */
+static void test_ip_with_busy_port_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	struct pp_err err = { 0 };
+	struct instance inst;
+	struct config *cfg;
+	struct provider *p;
+	char port[16];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, "127.77.0.1", &sa.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
+	cfg = make_config(f->bin, NULL, false);
+	assert_int_equal(config_set(cfg, "FORWARDER_PORT", port, &err), 0);
+	p = start_provider(cfg, "owner-a", f->state);
+	create(p, "podvm-busy-15151515", "sid", &inst);
+	assert_string_not_equal(inst.ips[0], "127.77.0.1");
+	assert_int_equal(local_provider_ops.delete_instance(p, inst.id, inst.name, NULL, &err), 0);
+	provider_free(p);
+	config_free(cfg);
+	close(fd);
+}
+
 static void test_user_data_failure_leaves_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -572,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ips_unique_and_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instance_survives_its_creator, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_mock_agent_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ip_with_busy_port_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_data_failure_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forwarder_args_from_config, setup, teardown),
