@@ -47,7 +47,8 @@ struct agent_proxy {
 	bool listening;                  /* the socket file is ours to unlink */
 	agent_proxy_ready_fn ready;
 	void *ready_arg;
-	unsigned attempts;
+	unsigned attempts;               /* in the current dial cycle */
+	unsigned attempts_total;
 	uint64_t rng;
 	struct pp_err last_err;
 };
@@ -137,6 +138,7 @@ static void proxy_attempt(void *arg)
 			timeout = p->first_deadline_ms - now;
 	}
 	p->attempts++;
+	p->attempts_total++;
 	d = dial_tcp_async(p->loop, p->host, p->port_text, p->tls,
 			   p->tls ? p->server_name : NULL, timeout, proxy_on_dialled, p);
 	if (!d) {
@@ -507,4 +509,9 @@ const char *agent_proxy_socket_path(const struct agent_proxy *p)
 void agent_proxy_get_stats(const struct agent_proxy *p, struct ttrpc_relay_stats *ret)
 {
 	ttrpc_relay_get_stats(p->relay, ret);
+}
+
+unsigned agent_proxy_dial_attempts(const struct agent_proxy *p)
+{
+	return p->attempts_total;
 }

@@ -67,6 +67,8 @@ void agent_proxy_stop(struct agent_proxy *p);
 
 const char *agent_proxy_socket_path(const struct agent_proxy *p);
 void agent_proxy_get_stats(const struct agent_proxy *p, struct ttrpc_relay_stats *ret);
+/* TCP(+TLS) dial attempts since the start (each ~100 ms apart while the forwarder is away). */
+unsigned agent_proxy_dial_attempts(const struct agent_proxy *p);
 
 /* The CreateContainer edit (a pure function over the request payload, exposed for tests):
  * *ret NULL when nothing had to change, else the re-encoded request (malloc'd).

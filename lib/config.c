@@ -660,6 +660,11 @@ const char *const *config_list(const struct config *c, const char *name, size_t 
 	return v->val.items ? (const char *const *)v->val.items : NO_ITEMS;
 }
 
+bool config_has(const struct config *c, const char *name)
+{
+	return cfg_find(c, name) != NULL;
+}
+
 bool config_is_set(const struct config *c, const char *name)
 {
 	return cfg_get(c, name, ~0u, "config_is_set")->src != SRC_DEFAULT;

@@ -66,6 +66,7 @@ uint64_t config_duration_ms(const struct config *c, const char *name);
 /* items of a CFG_LIST, or "k=v" items of a CFG_KEYVALUE */
 const char *const *config_list(const struct config *c, const char *name, size_t *ret_n);
 bool config_is_set(const struct config *c, const char *name);             /* not the default */
+bool config_has(const struct config *c, const char *name);                /* the option exists */
 const char *config_source(const struct config *c, const char *name);      /* default|file|env|flag */
 /* Sets a value programmatically as source "flag" (tests, derived options). */
 int config_set(struct config *c, const char *name, const char *value, struct pp_err *err);

@@ -61,7 +61,7 @@ static void local_priv_free(struct local_priv *lp)
 
 static int local_read_common(struct local_priv *lp, const struct config *cfg, struct pp_err *err)
 {
-	const char *port = config_str(cfg, "FORWARDER_PORT");
+	const char *port = config_has(cfg, "FORWARDER_PORT") ? config_str(cfg, "FORWARDER_PORT") : "";
 
 	if (!port[0])
 		port = LOCAL_DEFAULT_FORWARDER_PORT;
@@ -69,7 +69,7 @@ static int local_read_common(struct local_priv *lp, const struct config *cfg, st
 	    (int)sizeof(lp->forwarder_port))
 		return pp_err_set(err, PP_INVALID_ARGUMENT, "FORWARDER_PORT %.20s is too long", port);
 	/* The adaptor speaks plain TCP to the forwarder: so must the forwarder. */
-	if (config_bool(cfg, "DISABLE_TLS")) {
+	if (config_has(cfg, "DISABLE_TLS") && config_bool(cfg, "DISABLE_TLS")) {
 		if (lp->n_fwd_args == LOCAL_MAX_FORWARDER_ARGS)
 			return pp_err_set(err, PP_INVALID_ARGUMENT,
 					  "LOCAL_FORWARDER_ARGS has too many arguments to add -disable-tls");

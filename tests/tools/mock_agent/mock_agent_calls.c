@@ -18,7 +18,7 @@
 #include "lib/log.h"
 #include "proto/agent.pb-c.h"
 #include "proto/health.pb-c.h"
-#include "mock_agent.pb-c.h"
+#include "proto/agent.pb-c.h"
 #include "tests/tools/mock_agent/mock_pattern.h"
 
 #define SVC_AGENT "grpc.AgentService"
@@ -278,8 +278,8 @@ static void on_health_version(struct ttrpc_call *call, void *arg)
 
 static void on_guest_details(struct ttrpc_call *call, void *arg)
 {
-	Mockagent__GuestDetailsResponse r = MOCKAGENT__GUEST_DETAILS_RESPONSE__INIT;
-	Mockagent__AgentDetails d = MOCKAGENT__AGENT_DETAILS__INIT;
+	Grpc__GuestDetailsResponse r = GRPC__GUEST_DETAILS_RESPONSE__INIT;
+	Grpc__AgentDetails d = GRPC__AGENT_DETAILS__INIT;
 
 	record_write(arg, record_start(call));
 	d.version = MOCK_AGENT_VERSION;
@@ -418,13 +418,13 @@ static void proc_kill(struct mock_agent *m, const char *cid, const char *eid, ui
 static void on_signal_process(struct ttrpc_call *call, void *arg)
 {
 	struct mock_agent *m = arg;
-	Mockagent__SignalProcessRequest *req;
+	Grpc__SignalProcessRequest *req;
 	const uint8_t *data;
 	size_t len;
 	json_t *j;
 
 	data = ttrpc_call_payload(call, &len);
-	req = mockagent__signal_process_request__unpack(NULL, len, data);
+	req = grpc__signal_process_request__unpack(NULL, len, data);
 	if (!req) {
 		reply_bad_request(call);
 		return;
@@ -435,7 +435,7 @@ static void on_signal_process(struct ttrpc_call *call, void *arg)
 	json_object_set_new(j, "signal", json_integer(req->signal));
 	record_write(m, j);
 	proc_kill(m, req->container_id, req->exec_id, req->signal);
-	mockagent__signal_process_request__free_unpacked(req, NULL);
+	grpc__signal_process_request__free_unpacked(req, NULL);
 	holds_settle(m, hold_proc_exited, NULL);
 	reply_empty(call);
 }

@@ -11,7 +11,7 @@
 
 #include "lib/ttrpc.h"
 #include "lib/util.h"
-#include "mock_agent.pb-c.h"
+#include "proto/agent.pb-c.h"
 #include "proto/agent.pb-c.h"
 #include "proto/health.pb-c.h"
 #include "proto/hypervisor.pb-c.h"
@@ -300,7 +300,7 @@ int shim_agent_guest_details(struct shim_conn *c, int64_t timeout_ns, char *ret_
 			     struct pp_err *err)
 {
 	Grpc__GetGuestDetailsRequest req = GRPC__GET_GUEST_DETAILS_REQUEST__INIT;
-	Mockagent__GuestDetailsResponse *resp;
+	Grpc__GuestDetailsResponse *resp;
 	uint8_t *reply = NULL;
 	size_t len = 0;
 	int rc;
@@ -308,13 +308,13 @@ int shim_agent_guest_details(struct shim_conn *c, int64_t timeout_ns, char *ret_
 	req.mem_block_size = true;
 	if (shim_call_msg(c, SVC_AGENT, "GetGuestDetails", &req.base, timeout_ns, &reply, &len, err) < 0)
 		return -1;
-	resp = mockagent__guest_details_response__unpack(NULL, len, reply);
+	resp = grpc__guest_details_response__unpack(NULL, len, reply);
 	free(reply);
 	if (!resp)
 		return shim_bad_reply("GetGuestDetails", err);
 	rc = shim_copy_out(ret_version, size, resp->agent_details ? resp->agent_details->version : "",
 			   "agent version", err);
-	mockagent__guest_details_response__free_unpacked(resp, NULL);
+	grpc__guest_details_response__free_unpacked(resp, NULL);
 	return rc;
 }
 
@@ -460,7 +460,7 @@ int shim_agent_create_sandbox(struct shim_conn *c, const char *sandbox_id, const
 int shim_agent_signal(struct shim_conn *c, const char *container_id, const char *exec_id,
 		      uint32_t signal, int64_t timeout_ns, struct pp_err *err)
 {
-	Mockagent__SignalProcessRequest req = MOCKAGENT__SIGNAL_PROCESS_REQUEST__INIT;
+	Grpc__SignalProcessRequest req = GRPC__SIGNAL_PROCESS_REQUEST__INIT;
 
 	req.container_id = (char *)container_id;
 	req.exec_id = (char *)(exec_id ? exec_id : "");

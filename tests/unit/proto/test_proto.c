@@ -334,6 +334,8 @@ static void test_agent_small_messages_round_trip(void **state)
 	Grpc__DestroySandboxRequest ds = GRPC__DESTROY_SANDBOX_REQUEST__INIT;
 	Grpc__GetGuestDetailsRequest gq = GRPC__GET_GUEST_DETAILS_REQUEST__INIT;
 	Grpc__GuestDetailsResponse gr = GRPC__GUEST_DETAILS_RESPONSE__INIT;
+	Grpc__AgentDetails ad = GRPC__AGENT_DETAILS__INIT;
+	Grpc__SignalProcessRequest sq = GRPC__SIGNAL_PROCESS_REQUEST__INIT;
 	Grpc__WaitProcessRequest wq = GRPC__WAIT_PROCESS_REQUEST__INIT;
 	Grpc__WaitProcessResponse wr = GRPC__WAIT_PROCESS_RESPONSE__INIT;
 	Grpc__ReadStreamRequest rq = GRPC__READ_STREAM_REQUEST__INIT;
@@ -351,10 +353,35 @@ static void test_agent_small_messages_round_trip(void **state)
 
 	gr.mem_block_size_bytes = 128ull << 20;
 	gr.support_mem_hotplug_probe = 1;
+	ad.version = "3.19.0";
+	ad.init_daemon = 1;
+	gr.agent_details = &ad;
 	Grpc__GuestDetailsResponse *gd = (void *)round_trip(&gr.base);
 	assert_int_equal(gd->mem_block_size_bytes, 128ull << 20);
 	assert_true(gd->support_mem_hotplug_probe);
+	assert_non_null(gd->agent_details);
+	assert_string_equal(gd->agent_details->version, "3.19.0");
+	assert_true(gd->agent_details->init_daemon);
 	protobuf_c_message_free_unpacked(&gd->base, NULL);
+
+	/* upstream's numbering: agent_details = 2 (message), support_mem_hotplug_probe = 3 */
+	{
+		static const uint8_t wire[] = { 0x12, 0x03, 0x0a, 0x01, 'v', 0x18, 0x01 };
+		Grpc__GuestDetailsResponse *w = grpc__guest_details_response__unpack(NULL, sizeof(wire), wire);
+
+		assert_non_null(w);
+		assert_string_equal(w->agent_details->version, "v");
+		assert_true(w->support_mem_hotplug_probe);
+		grpc__guest_details_response__free_unpacked(w, NULL);
+	}
+
+	sq.container_id = "c1";
+	sq.exec_id = "e1";
+	sq.signal = 9;
+	Grpc__SignalProcessRequest *sg = (void *)round_trip(&sq.base);
+	assert_string_equal(sg->exec_id, "e1");
+	assert_int_equal(sg->signal, 9);
+	protobuf_c_message_free_unpacked(&sg->base, NULL);
 
 	wq.container_id = "c1";
 	wq.exec_id = "e1";
@@ -392,7 +419,9 @@ static void test_create_sandbox_round_trip(void **state)
 	Grpc__Storage st = GRPC__STORAGE__INIT;
 	Grpc__Storage *sts[] = { &st };
 	char *dns[] = { "nameserver 10.96.0.10", "search default.svc" };
-	char *mods[] = { "nvidia" };
+	char *params[] = { "NVreg_OpenRmEnableUnsupportedGpus=1" };
+	Grpc__KernelModule km = GRPC__KERNEL_MODULE__INIT;
+	Grpc__KernelModule *mods[] = { &km };
 	char *dopts[] = { "a=b" };
 	char *opts[] = { "ro" };
 
@@ -412,6 +441,9 @@ static void test_create_sandbox_round_trip(void **state)
 	q.sandbox_pidns = 1;
 	q.sandbox_id = "sid";
 	q.guest_hook_path = "/usr/share/oci/hooks";
+	km.name = "nvidia";
+	km.n_parameters = 1;
+	km.parameters = params;
 	q.n_kernel_modules = 1;
 	q.kernel_modules = mods;
 	Grpc__CreateSandboxRequest *c = (void *)round_trip(&q.base);
@@ -429,7 +461,8 @@ static void test_create_sandbox_round_trip(void **state)
 	assert_string_equal(c->sandbox_id, "sid");
 	assert_string_equal(c->guest_hook_path, "/usr/share/oci/hooks");
 	assert_int_equal(c->n_kernel_modules, 1);
-	assert_string_equal(c->kernel_modules[0], "nvidia");
+	assert_string_equal(c->kernel_modules[0]->name, "nvidia");
+	assert_string_equal(c->kernel_modules[0]->parameters[0], "NVreg_OpenRmEnableUnsupportedGpus=1");
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 
