@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -114,6 +116,23 @@ static const struct apf_field apf_config_fields[] = {
 
 static int apf_decode_object(json_t *obj, const struct apf_field *fields, void *base,
 			     const char *ctx, struct pp_err *err);
+
+/* The name of a field for messages ("pod-network.routes[1].gw"); nesting is two levels deep,
+ * so it always fits, but the check stays. */
+static int apf_ctx_name(char *out, size_t size, struct pp_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int apf_ctx_name(char *out, size_t size, struct pp_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		return pp_err_set(err, PP_INTERNAL, "apf.json: field name too long");
+	return 0;
+}
 
 static int apf_type_error(const char *ctx, const char *want, struct pp_err *err)
 {
@@ -268,8 +287,8 @@ static int apf_decode_string_list(json_t *v, char ***list, size_t *count, const 
 	for (i = 0; i < n; i++) {
 		const char *s;
 
-		snprintf(ictx, sizeof(ictx), "%s[%zu]", ctx, i);
-		if (apf_get_string(json_array_get(v, i), ictx, &s, err) < 0)
+		if (apf_ctx_name(ictx, sizeof(ictx), err, "%s[%zu]", ctx, i) < 0 ||
+		    apf_get_string(json_array_get(v, i), ictx, &s, err) < 0)
 			return -1;
 		(*list)[i] = pp_xstrdup(s);
 		(*count)++;
@@ -289,7 +308,8 @@ static int apf_decode_object_array(json_t *v, const struct apf_field *fields, si
 		return -1;
 	*arr = pp_xcalloc(n ? n : 1, elem_size);
 	for (i = 0; i < n; i++) {
-		snprintf(ictx, sizeof(ictx), "%s[%zu]", ctx, i);
+		if (apf_ctx_name(ictx, sizeof(ictx), err, "%s[%zu]", ctx, i) < 0)
+			return -1;
 		(*count)++;
 		if (apf_decode_object(json_array_get(v, i), fields, (char *)*arr + i * elem_size, ictx,
 				      err) < 0)
@@ -371,7 +391,9 @@ static int apf_decode_object(json_t *obj, const struct apf_field *fields, void *
 
 		if (i < 0)
 			continue;
-		snprintf(fctx, sizeof(fctx), "%s%s%s", ctx, ctx[0] ? "." : "", fields[i].name);
+		if (apf_ctx_name(fctx, sizeof(fctx), err, "%s%s%s", ctx, ctx[0] ? "." : "",
+				 fields[i].name) < 0)
+			return -1;
 		if (seen[i])
 			return pp_err_set(err, PP_INVALID_ARGUMENT,
 					  "apf.json: %s is given twice (keys match case-insensitively)",

@@ -179,11 +179,11 @@ static int md_get(const struct metadata_opts *o, const char *url, const char *he
 
 /* ---- providers ---- */
 
-static int md_fetch_cidata(const struct metadata_opts *o, char **ret, size_t *ret_len,
-			   struct pp_err *err)
+/* <cidata dir>/user-data: --cidata when given, else <root>/media/cidata. */
+static int md_cidata_path(const struct metadata_opts *o, char *out, size_t size,
+			  struct pp_err *err)
 {
-	char dir[VM_PATH_MAX], path[VM_PATH_MAX];
-	uint8_t *data;
+	char dir[VM_PATH_MAX];
 
 	if (o->cidata_dir && o->cidata_dir[0]) {
 		if (!pp_strlcpy(dir, o->cidata_dir, sizeof(dir)))
@@ -191,9 +191,19 @@ static int md_fetch_cidata(const struct metadata_opts *o, char **ret, size_t *re
 	} else if (vm_path_join(dir, sizeof(dir), o->root, VM_CIDATA_DIR, err) < 0) {
 		return -1;
 	}
-	if (snprintf(path, sizeof(path), "%s/user-data", dir) >= (int)sizeof(path))
+	if (snprintf(out, size, "%s/user-data", dir) >= (int)size)
 		return pp_err_set(err, PP_INVALID_ARGUMENT, "cidata path too long");
-	if (file_read_all(path, METADATA_MAX_BODY, &data, ret_len, err) < 0)
+	return 0;
+}
+
+static int md_fetch_cidata(const struct metadata_opts *o, char **ret, size_t *ret_len,
+			   struct pp_err *err)
+{
+	char path[VM_PATH_MAX];
+	uint8_t *data;
+
+	if (md_cidata_path(o, path, sizeof(path), err) < 0 ||
+	    file_read_all(path, METADATA_MAX_BODY, &data, ret_len, err) < 0)
 		return -1;
 	*ret = (char *)data;
 	return 0;
@@ -307,16 +317,11 @@ static void md_dmi_vendor(const struct metadata_opts *o, char *out, size_t size)
 
 static bool md_cidata_present(const struct metadata_opts *o)
 {
-	char dir[VM_PATH_MAX], path[VM_PATH_MAX];
+	char path[VM_PATH_MAX];
 	struct stat st;
 
-	if (o->cidata_dir && o->cidata_dir[0])
-		pp_strlcpy(dir, o->cidata_dir, sizeof(dir));
-	else if (vm_path_join(dir, sizeof(dir), o->root, VM_CIDATA_DIR, NULL) < 0)
-		return false;
-	if (snprintf(path, sizeof(path), "%s/user-data", dir) >= (int)sizeof(path))
-		return false;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	return md_cidata_path(o, path, sizeof(path), NULL) == 0 && stat(path, &st) == 0 &&
+	       S_ISREG(st.st_mode);
 }
 
 static bool md_gcp_probe(const struct metadata_opts *o)

@@ -28,6 +28,7 @@
 #define PUD_DEFAULT_TIMEOUT_S 180
 #define PUD_MAX_TIMEOUT_S     86400
 #define PUD_RETRY_INTERVAL_MS 5000
+#define PUD_MIN_REQUEST_MS    1000
 #define PUD_LOG_VALUE_MAX     600
 
 enum pud_exit {
@@ -198,8 +199,11 @@ static int pud_get_userdata(struct pud_opts *o, struct userdata **ret, struct pp
 
 	for (;;) {
 		uint64_t now = pp_monotonic_ms();
-		uint64_t left = deadline > now ? deadline - now : 1;
+		uint64_t left = deadline > now ? deadline - now : 0;
 
+		/* each attempt gets what is left of the timeout, within sane bounds */
+		if (left < PUD_MIN_REQUEST_MS)
+			left = PUD_MIN_REQUEST_MS;
 		o->md.timeout_ms = left < METADATA_DEFAULT_TIMEOUT_MS ? (long)left
 								 : METADATA_DEFAULT_TIMEOUT_MS;
 		if (pud_fetch_and_parse(o, ret, err) == 0)

@@ -298,7 +298,6 @@ void ttrpc_relay_dial_done(struct ttrpc_relay *r, struct stream *st, const struc
 		return;
 	}
 	r->state = RELAY_UP;
-	r->stats.connected = true;
 	if (r->ever_connected) {
 		r->stats.reconnects++;
 		log_info("relay upstream reconnected", "relay=%s peer=%s reconnects=%llu", r->name_q,

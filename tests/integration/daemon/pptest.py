@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -323,10 +324,14 @@ class Env:
 
     # -- cleanup
     def _kill_instance_procs(self, m):
+        """SIGKILL to the instance's processes (and group) that are provably still its own;
+        returns the (pid, start) pairs signalled."""
+        killed = []
         for pid, start in self.meta_procs(m):
             st = proc_stat(pid) if pid > 1 else None
             if st is None or st[0] == "Z" or (start and st[2] != start):
                 continue
+            killed.append((pid, start))
             pgid = m.get("pgid", 0)
             if pgid > 1 and st[1] == pgid:
                 try:
@@ -337,6 +342,7 @@ class Env:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        return killed
 
     def _kill_strays(self):
         """Any process whose command line names this test's unique directory is one it started."""
@@ -381,8 +387,12 @@ class Env:
             d.stop_any_way()
         self.remember_all()
         reports = self.sanitizer_reports()
+        killed = []
         for m in list(self.metas.values()):
-            self._kill_instance_procs(m)
+            killed += self._kill_instance_procs(m)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(proc_alive(p, s) for p, s in killed):
+            time.sleep(0.02)
         strays = self._kill_strays()
         if os.environ.get("PP_IT_KEEP"):
             sys.stderr.write("kept %s\n" % self.dir)
@@ -392,6 +402,20 @@ class Env:
             raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
         if strays:
             sys.stderr.write("note: killed stray processes: %s\n" % strays)
+
+
+def delete_rows(state_dir, sandbox_ids):
+    """Loses rows the way a wiped or restored state.db would (only while no daemon runs)."""
+    db = sqlite3.connect(os.path.join(state_dir, "state.db"))
+    try:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(sandboxes)")]
+        assert "sandbox_id" in cols, cols
+        for s in sandbox_ids:
+            n = db.execute("DELETE FROM sandboxes WHERE sandbox_id = ?", (s,)).rowcount
+            assert n == 1, "no row for %s" % s
+        db.commit()
+    finally:
+        db.close()
 
 
 def parallel(fn, items, max_threads=100):

@@ -205,7 +205,8 @@ static SSL_CTX *client_ctx_for(const struct pki_identity *id, const struct pki_i
 static void write_apf(void)
 {
 	struct pki_pem server = { 0 };
-	struct apf_config cfg = { .pod_namespace = POD_NS, .pod_name = "pod1" };
+	struct apf_config cfg = { .pod_namespace = POD_NS, .pod_name = "pod1",
+				  .tls_min_version = "VersionTLS13" };
 	struct pp_err err = { 0 };
 	char *client_pem = cert_pem(H.client), *text = NULL;
 
@@ -709,6 +710,22 @@ static void test_wrong_client_cert_refused(void **state)
 	assert_true(process_alive(H.fwd_pid));
 }
 
+/* apf.json says tls-min-version VersionTLS13: a TLS 1.2 client is turned away. */
+static void test_tls_min_version_from_apf(void **state)
+{
+	SSL_CTX *old = client_ctx_for(H.client, H.ca);
+	struct raw_tls t;
+
+	(void)state;
+	assert_int_equal(SSL_CTX_set_max_proto_version(old, TLS1_2_VERSION), 1);
+	assert_int_equal(raw_tls_open(&t, old), -1);
+	raw_tls_close(&t);
+	SSL_CTX_free(old);
+	assert_int_equal(raw_tls_open(&t, H.client_ctx), 0);
+	assert_int_equal(SSL_version(t.ssl), TLS1_3_VERSION);
+	raw_tls_close(&t);
+}
+
 static void test_wrong_ca_refused_by_proxy(void **state)
 {
 	SSL_CTX *wrong = client_ctx_for(H.client, H.other_ca);
@@ -837,6 +854,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_create_container_edited_both_ends),
 		cmocka_unit_test(test_other_methods_pass),
 		cmocka_unit_test(test_wrong_client_cert_refused),
+		cmocka_unit_test(test_tls_min_version_from_apf),
 		cmocka_unit_test(test_wrong_ca_refused_by_proxy),
 		cmocka_unit_test(test_hostile_frames_to_forwarder),
 		cmocka_unit_test(test_agent_restart),

@@ -2,7 +2,8 @@
 # agent-protocol-forwarder's command line and start-up failures, as an operator meets them:
 # -version, -h, an unknown flag (exit 2 as Go's flag package), a missing config file (exit 1,
 # systemd retries), a config without server certificate, a corrupt tls-client-ca,
-# a missing -ca-cert-file, -tls-skip-verify together with a client CA, a bad -listen address.
+# a missing -ca-cert-file, -tls-skip-verify together with a client CA, a bad -listen address;
+# and the libraries it links.
 # usage: forwarder_cli.sh FORWARDER_BINARY
 set -u
 fwd=$1
@@ -39,5 +40,10 @@ if command -v openssl >/dev/null 2>&1; then
 		-keyout "$d/ca.key" -out "$d/ca.crt" -days 1 >/dev/null 2>&1 || fail "openssl req"
 	expect 1 'together with -tls-skip-verify' -config "$d/plain.json" -ca-cert-file "$d/ca.crt" \
 		-tls-skip-verify -listen 127.0.0.1:0
+fi
+# DESIGN idea 5: the forwarder links few libraries (no libcurl, sqlite, libxml2, libyaml)
+if command -v ldd >/dev/null 2>&1; then
+	ldd "$fwd" >"$d/err" 2>&1 || fail "ldd"
+	if grep -E 'libcurl|libsqlite|libxml2|libyaml' "$d/err"; then fail "forwarder links too much"; fi
 fi
 echo ok
