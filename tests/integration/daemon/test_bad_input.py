@@ -75,6 +75,24 @@ class BadInputTest(unittest.TestCase):
         env.stop(s)                           # a created-only sandbox stops cleanly
         self.assert_unchanged()
 
+    def test_concurrent_duplicate_creates(self):
+        """Ten shims race to create the same sandbox: exactly one wins, one row."""
+        env = self.env
+        s = sid(8)
+        results = []
+        errors = pptest.parallel(lambda i: results.append(env.create(s, pod="race%d" % i, expect=None)),
+                                 range(10))
+        self.assertEqual(errors, [])
+        self.assertEqual(sorted(r.rc for r in results), [0] + [1] * 9, results)
+        for r in results:
+            if r.rc:
+                self.assertIn("already exists", r.err)
+        rows = env.ls()
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(os.listdir(env.pods), [s])
+        env.stop(s)
+        self.assert_unchanged()
+
     def test_start_and_stop_of_unknown_sandbox(self):
         env = self.env
         s = sid(9)

@@ -118,6 +118,21 @@ class CrashTest(unittest.TestCase):
         env.stop(s, expect=None)
         env.assert_nothing_left()
 
+    def test_kill9_after_create_then_start_after_restart(self):
+        """A sandbox created before the crash is started by the next daemon."""
+        env = self.env
+        s = sid(3)
+        d = env.daemon()
+        env.create(s)
+        d.kill9()
+        env.daemon()
+        self.assertEqual([r["state"] for r in env.ls()], ["created"])
+        env.start(s)
+        self.assertIn("status=SERVING", env.agent(s, "health").out)
+        env.remember_all()
+        env.stop(s)
+        env.assert_nothing_left()
+
     # -- plain kill -9 with running pods
     def test_kill9_with_three_running_pods(self):
         env = self.env

@@ -124,6 +124,8 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(env.instances(), [], "CreateVM must not create an instance")
         env.start(s, timeout="30s")
         name, m = self.check_running(s, "nginx", "default")
+        r = env.shim("getinfo", "-pod", "nginx", "-namespace", "default")   # podvminfo.PodVMInfo
+        self.assertIn(m["instance_id"], r.out)
         self.check_agent_calls(s, name, m)
         env.stop(s)
         self.check_gone(s, m)
