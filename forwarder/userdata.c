@@ -39,9 +39,11 @@ bool userdata_path_allowed(const char *path)
 	return false;
 }
 
+/* apf.json carries the VM's TLS server key and auth.json the registry credentials: both are
+ * readable by root only (upstream writes every file 0644). */
 unsigned userdata_file_mode(const char *path)
 {
-	return strcmp(path, VM_APF_JSON) == 0 ? 0600 : 0644;
+	return strcmp(path, VM_APF_JSON) == 0 || strcmp(path, VM_AUTH_JSON) == 0 ? 0600 : 0644;
 }
 
 static unsigned ud_line(const struct ud_parser *p)

@@ -205,7 +205,7 @@ static void test_write_files(void **state)
 	auth = vt_read(root, "/run/peerpod/auth.json", NULL);
 	assert_string_equal(auth, "{}\n");
 	assert_int_equal(vt_mode(root, "/run/peerpod/apf.json"), 0600);
-	assert_int_equal(vt_mode(root, "/run/peerpod/auth.json"), 0644);
+	assert_int_equal(vt_mode(root, "/run/peerpod/auth.json"), 0600);
 	assert_int_equal(vt_mode(root, "/run/peerpod/scratch-space.marker"), 0644);
 	assert_int_equal(vt_mode(root, "/run/peerpod"), 0755);
 	assert_int_equal(vt_mode(root, "/etc/passwd"), -1);
