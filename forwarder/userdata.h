@@ -7,8 +7,8 @@
  * and skipped), each with a size limit.
  *
  * Deliberate difference from upstream: /run/peerpod/apf.json carries the forwarder's TLS private
- * key, so it is written 0600 (upstream writes every file 0644). Other files are 0644, new
- * directories 0755.
+ * key and /run/peerpod/auth.json registry credentials, so both are written 0600 (upstream
+ * writes every file 0644). Other files are 0644, new directories 0755.
  */
 #ifndef PP_FORWARDER_USERDATA_H
 #define PP_FORWARDER_USERDATA_H
@@ -43,7 +43,8 @@ void userdata_free(struct userdata *ud);
 
 /* True when path is one of the files the VM accepts from user-data. */
 bool userdata_path_allowed(const char *path);
-/* Mode a written file gets: 0600 for apf.json (it holds a private key), else 0644. */
+/* Mode a written file gets: 0600 for apf.json (a private key) and auth.json (registry
+ * credentials), else 0644. */
 unsigned userdata_file_mode(const char *path);
 
 /* Writes the allow-listed files under root ("" or NULL for "/"), creating directories 0755.

@@ -63,7 +63,7 @@ void http_xfer_perform(struct http_handle *h, const struct http_settings *s,
 		       const struct http_request *req, struct curl_slist *headers,
 		       uint64_t timeout_ms, size_t max_response, struct http_response *resp,
 		       struct http_outcome *out);
-/* The request's header list (Content-Type, Authorization: Bearer, caller headers, "Expect:").
+/* The request's header list (caller headers, Content-Type, Authorization: Bearer).
  * -1 with err on a header containing CR, LF or NUL, or a name with ':'. */
 int http_xfer_headers(const struct http_request *req, struct curl_slist **ret,
 		      struct pp_err *err);

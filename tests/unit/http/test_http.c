@@ -616,7 +616,6 @@ static void test_sigv4(void **state)
 	snprintf(want, sizeof(want), "AWS4-HMAC-SHA256 Credential=AKID/%.8s/us-east-1/ec2/aws4_request, ",
 		 date);
 	assert_true(str_has_prefix(auth, want));
-	print_message("auth: %s\n", auth);
 	assert_non_null(strstr(auth, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "));
 	assert_int_equal(regcomp(&re, "Signature=[0-9a-f]{64}$", REG_EXTENDED), 0);
 	assert_int_equal(regexec(&re, auth, 0, NULL, 0), 0);
