@@ -297,19 +297,41 @@ static void http_handle_put(struct http_client *c, struct http_handle *h)
 
 /* ---- counters ---- */
 
-/* Called with mu held: the row of op, created on first use ("other" once the table is full). */
-static struct http_op_stats *http_op_row_locked(struct http_client *c, const char *op)
+/* Called with mu held: the row named by the first n bytes of op, or NULL. */
+static struct http_op_stats *http_op_find_locked(struct http_client *c, const char *op, size_t n)
 {
-	size_t i, n = strnlen(op, HTTP_OP_NAME_MAX - 1);
+	size_t i;
 
 	for (i = 0; i < c->n_ops; i++)
 		if (strncmp(c->ops[i].op, op, n) == 0 && c->ops[i].op[n] == '\0')
 			return &c->ops[i];
-	if (c->n_ops == HTTP_MAX_OPS - 1 && strcmp(op, "other") != 0)
-		return http_op_row_locked(c, "other");
-	memset(&c->ops[c->n_ops], 0, sizeof(c->ops[0]));
-	memcpy(c->ops[c->n_ops].op, op, n);
-	return &c->ops[c->n_ops++];
+	return NULL;
+}
+
+/* Called with mu held: the row of op (cut to HTTP_OP_NAME_MAX - 1 bytes), created on first
+ * use; once the table has one free row left, new names all count as "other". */
+static struct http_op_stats *http_op_row_locked(struct http_client *c, const char *op)
+{
+	static const char other[] = "other";
+	struct http_op_stats *row;
+	size_t n = strlen(op);
+
+	if (n > HTTP_OP_NAME_MAX - 1)
+		n = HTTP_OP_NAME_MAX - 1;
+	row = http_op_find_locked(c, op, n);
+	if (row)
+		return row;
+	if (c->n_ops >= HTTP_MAX_OPS - 1) {
+		op = other;
+		n = sizeof(other) - 1;
+		row = http_op_find_locked(c, op, n);
+		if (row)
+			return row;
+	}
+	row = &c->ops[c->n_ops++];
+	memset(row, 0, sizeof(*row));
+	memcpy(row->op, op, n);
+	return row;
 }
 
 static void http_count_attempt(struct http_client *c, const char *op, unsigned attempt,

@@ -28,6 +28,8 @@
 
 #define TTRPC_HEADER_SIZE 10
 #define TTRPC_MAX_DATA (4u << 20)
+/* How long an adopted stream (a TLS connection) may take to finish its handshake. */
+#define TTRPC_HANDSHAKE_TIMEOUT_MS 10000u
 
 enum ttrpc_msg_type { TTRPC_TYPE_REQUEST = 1, TTRPC_TYPE_RESPONSE = 2, TTRPC_TYPE_DATA = 3 };
 enum ttrpc_flags { TTRPC_FLAG_REMOTE_CLOSED = 1, TTRPC_FLAG_REMOTE_OPEN = 2, TTRPC_FLAG_NO_DATA = 4 };
@@ -77,6 +79,8 @@ void ttrpc_server_set_fallback(struct ttrpc_server *s, ttrpc_handler_fn fn, void
 int ttrpc_server_listen_unix(struct ttrpc_server *s, const char *path, struct pp_err *err);
 /* Serves an accepted stream (its handshake, if any, is driven first). Takes ownership. */
 int ttrpc_server_adopt(struct ttrpc_server *s, struct stream *st, struct pp_err *err);
+/* Overrides TTRPC_HANDSHAKE_TIMEOUT_MS for streams adopted from now on (0 = the default). */
+void ttrpc_server_set_handshake_timeout(struct ttrpc_server *s, uint64_t ms);
 unsigned ttrpc_server_inflight(const struct ttrpc_server *s);
 unsigned ttrpc_server_connections(const struct ttrpc_server *s);
 /* Stops listening (unlinks the unix socket it created), waits up to grace_ms for in-flight

@@ -256,7 +256,7 @@ struct ttrpc_client *ttrpc_client_new(struct loop *l, struct stream *st, ttrpc_c
 	c->next_id = 1;
 	c->on_closed = on_closed;
 	c->closed_arg = arg;
-	c->conn = ttrpc_conn_new(l, st, false, &client_conn_ops, c, err);
+	c->conn = ttrpc_conn_new(l, st, 0, &client_conn_ops, c, err);
 	if (!c->conn) {
 		free(c);
 		return NULL;

@@ -35,6 +35,7 @@ struct ttrpc_conn {
 	uint32_t read_want; /* direction the last read EAGAIN waits for */
 	uint32_t write_want;
 	struct loop_timer *later;   /* deferred work: a broken write's report, or more reading */
+	struct loop_timer *hs_timer; /* handshake deadline, until handshaken */
 	struct pp_err broken;       /* why a write failed, reported by `later` */
 
 	uint8_t *in;
@@ -53,6 +54,7 @@ static void conn_on_event(void *arg, uint32_t events);
 static void conn_destroy(struct ttrpc_conn *c)
 {
 	loop_timer_cancel(c->loop, c->later);
+	loop_timer_cancel(c->loop, c->hs_timer);
 	if (c->st) {
 		loop_fd_del(c->loop, c->st->fd);
 		stream_free(c->st);
@@ -352,8 +354,22 @@ static void conn_handshake(struct ttrpc_conn *c)
 		conn_fail(c, &e);
 		return;
 	}
-	if (r == 1)
+	if (r == 1) {
 		c->handshaken = true;
+		loop_timer_cancel(c->loop, c->hs_timer);
+		c->hs_timer = NULL;
+	}
+}
+
+static void conn_handshake_expired(void *arg)
+{
+	struct ttrpc_conn *c = arg;
+
+	c->hs_timer = NULL;
+	conn_enter(c);
+	if (!c->handshaken && !conn_gone(c))
+		conn_fail_msg(c, PP_DEADLINE_EXCEEDED, "the TLS handshake did not finish in time");
+	conn_leave(c);
 }
 
 static void conn_run(struct ttrpc_conn *c)
@@ -395,7 +411,7 @@ static void conn_resume(void *arg)
 	conn_leave(c);
 }
 
-struct ttrpc_conn *ttrpc_conn_new(struct loop *l, struct stream *st, bool handshake,
+struct ttrpc_conn *ttrpc_conn_new(struct loop *l, struct stream *st, uint64_t handshake_ms,
 				  const struct ttrpc_conn_ops *ops, void *owner, struct pp_err *err)
 {
 	struct ttrpc_conn *c = calloc(1, sizeof(*c));
@@ -413,16 +429,18 @@ struct ttrpc_conn *ttrpc_conn_new(struct loop *l, struct stream *st, bool handsh
 	c->st = st;
 	c->ops = ops;
 	c->owner = owner;
-	c->handshaken = !handshake;
+	c->handshaken = handshake_ms == 0;
 	c->read_want = EPOLLIN;
 	c->write_want = EPOLLOUT;
-	c->events = handshake ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+	c->events = handshake_ms ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
 	if (loop_fd_add(l, st->fd, c->events, conn_on_event, c, err) < 0) {
 		c->st = NULL;
 		stream_free(st);
 		conn_destroy(c);
 		return NULL;
 	}
+	if (handshake_ms)
+		c->hs_timer = loop_timer_add(l, handshake_ms, conn_handshake_expired, c);
 	return c;
 }
 

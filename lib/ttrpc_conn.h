@@ -35,9 +35,10 @@ struct ttrpc_conn_ops {
 	void (*closed)(void *owner, const struct pp_err *why);
 };
 
-/* Takes ownership of st (freed on failure too). With handshake, stream_handshake() is driven
- * before anything else is read or written. */
-struct ttrpc_conn *ttrpc_conn_new(struct loop *l, struct stream *st, bool handshake,
+/* Takes ownership of st (freed on failure too). With handshake_ms > 0, stream_handshake() is
+ * driven before anything else is read or written, and a handshake that has not finished after
+ * handshake_ms fails the connection (a peer that never finishes would otherwise hold it). */
+struct ttrpc_conn *ttrpc_conn_new(struct loop *l, struct stream *st, uint64_t handshake_ms,
 				  const struct ttrpc_conn_ops *ops, void *owner, struct pp_err *err);
 /* Queues one frame. Refuses data over TTRPC_MAX_DATA (RESOURCE_EXHAUSTED) and a closed
  * connection (UNAVAILABLE). A write error found while flushing is reported later, through

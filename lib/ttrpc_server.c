@@ -82,6 +82,7 @@ struct ttrpc_server {
 	unsigned nconns;
 	struct ttrpc_call *calls;  /* unanswered calls, attached or not */
 	unsigned inflight;
+	uint64_t handshake_ms;     /* deadline of an adopted stream's handshake */
 
 	bool shutting_down;
 	struct loop_timer *grace;
@@ -103,7 +104,13 @@ struct ttrpc_server *ttrpc_server_new(struct loop *l, struct pp_err *err)
 		return NULL;
 	}
 	s->loop = l;
+	s->handshake_ms = TTRPC_HANDSHAKE_TIMEOUT_MS;
 	return s;
+}
+
+void ttrpc_server_set_handshake_timeout(struct ttrpc_server *s, uint64_t ms)
+{
+	s->handshake_ms = ms ? ms : TTRPC_HANDSHAKE_TIMEOUT_MS;
 }
 
 static struct handler *handler_find(const struct ttrpc_server *s, const char *service,
@@ -501,7 +508,7 @@ int ttrpc_server_adopt(struct ttrpc_server *s, struct stream *st, struct pp_err 
 		return pp_err_set(err, PP_RESOURCE_EXHAUSTED, "out of memory adopting a connection");
 	}
 	sc->srv = s;
-	sc->conn = ttrpc_conn_new(s->loop, st, true, &server_conn_ops, sc, err);
+	sc->conn = ttrpc_conn_new(s->loop, st, s->handshake_ms, &server_conn_ops, sc, err);
 	if (!sc->conn) {
 		free(sc);
 		return -1;

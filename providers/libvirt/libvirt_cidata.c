@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* libisofs declares struct burn_source itself only when libburn.h is not used. */
+#define LIBISOFS_WITHOUT_LIBBURN 1
 #include <libisofs/libisofs.h>
 
 #include "lib/buf.h"

@@ -22,6 +22,8 @@ const struct config_option local_options[] = {
 	  "a real kata agent to run instead of mock-agent (given KATA_AGENT_SERVER_ADDR)" },
 	{ "LOCAL_FORWARDER_ARGS", "local-forwarder-args", "LOCAL_FORWARDER_ARGS", CFG_STRING, NULL, 0,
 	  "extra arguments for agent-protocol-forwarder, space-separated (e.g. -disable-tls)" },
+	{ "LOCAL_BOOT_DELAY", "local-boot-delay", "LOCAL_BOOT_DELAY", CFG_DURATION, "0s", 0,
+	  "testing: how long an instance waits before starting its forwarder (a slow VM boot)" },
 	{ NULL, NULL, NULL, CFG_STRING, NULL, 0, NULL },
 };
 
@@ -94,6 +96,7 @@ int local_conf_load(struct local_priv *lp, const struct config *cfg, struct pp_e
 			return -1;
 		lp->agent_is_mock = true;
 	}
+	lp->boot_delay_ms = config_duration_ms(cfg, "LOCAL_BOOT_DELAY");
 	return conf_split_args(lp, config_str(cfg, "LOCAL_FORWARDER_ARGS"), err);
 }
 

@@ -57,6 +57,7 @@ struct local_priv {
 	char *fwd_args_buf;                    /* LOCAL_FORWARDER_ARGS, split in place */
 	char *fwd_args[LOCAL_MAX_FORWARDER_ARGS];
 	int n_fwd_args;
+	uint64_t boot_delay_ms;                /* LOCAL_BOOT_DELAY: the forwarder starts this late */
 	/* Serialises IP allocation and directory reservation (not held while processes start). */
 	pthread_mutex_t lock;
 };

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/loop.h"
@@ -276,6 +277,7 @@ struct sandbox_cmds {
 	char *forwarder[SANDBOX_MAX_ARGV];
 	char sock[PATH_MAX], record[PATH_MAX], config[PATH_MAX], netns[PATH_MAX];
 	char listen[PROVIDER_IP_MAX + 16];
+	uint64_t boot_delay_ms;
 };
 
 static int sandbox_cmds_build(const struct local_priv *lp, const char *dir, const struct local_meta *m,
@@ -310,7 +312,19 @@ static int sandbox_cmds_build(const struct local_priv *lp, const char *dir, cons
 	for (int i = 0; i < lp->n_fwd_args; i++)
 		c->forwarder[n++] = lp->fwd_args[i];
 	c->forwarder[n] = NULL;
+	c->boot_delay_ms = lp->boot_delay_ms;
 	return 0;
+}
+
+/* LOCAL_BOOT_DELAY, in the forwarder's child before exec (nanosleep is async-signal-safe): the
+ * instance exists and its agent runs, but nothing answers on its address yet, like a VM that
+ * is still booting. */
+static void sandbox_boot_delay(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (ms && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 /* The intermediate child: new session, two grandchildren, their pids into the pipe. */
@@ -326,8 +340,10 @@ static void sandbox_intermediate(const struct sandbox_cmds *c, char *const envp[
 		child_exec(c->agent, envp, fds->null_fd, fds->console_fd);
 	if (pids[0] > 0) {
 		pids[1] = fork();
-		if (pids[1] == 0)
+		if (pids[1] == 0) {
+			sandbox_boot_delay(c->boot_delay_ms);
 			child_exec(c->forwarder, envp, fds->null_fd, fds->console_fd);
+		}
 	}
 	w = write(pipe_w, pids, sizeof(pids));
 	_exit(w == (ssize_t)sizeof(pids) ? 0 : 1);

@@ -584,6 +584,20 @@ static void test_connection_refused(void **state)
 	http_client_free(c);
 }
 
+/* With PP_HTTP_SIGV4_DUMP=path, writes the signed request as received, for a cross-check of
+ * the signature with botocore (the AWS provider's tests do that). */
+static void dump_request(const struct ts_request *r)
+{
+	const char *path = getenv("PP_HTTP_SIGV4_DUMP");
+	FILE *f;
+
+	if (!path || !(f = fopen(path, "we")))
+		return;
+	fprintf(f, "%s %s\r\n%s\r\n\r\n", r->method, r->target, r->headers);
+	fwrite(r->body, 1, r->body_len, f);
+	fclose(f);
+}
+
 static void test_sigv4(void **state)
 {
 	struct http_client *c = client(1, 4);
@@ -621,6 +635,7 @@ static void test_sigv4(void **state)
 	assert_int_equal(regexec(&re, auth, 0, NULL, 0), 0);
 	regfree(&re);
 	assert_string_equal(r->body, form);
+	dump_request(r);
 	/* the secret key is never sent, and no credential is logged */
 	assert_null(strstr(r->headers, "wJalrXUtnFEMI"));
 	log = log_text();
@@ -757,5 +772,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_to_override, setup, teardown),
 	};
 
+	if (getenv("PP_HTTP_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PP_HTTP_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

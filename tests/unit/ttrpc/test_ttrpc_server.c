@@ -5,6 +5,7 @@
  * statuses and texts, cancellation (client gone, deadline), graceful shutdown and many
  * concurrent connections.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -565,6 +566,70 @@ static void test_shutdown_bounded_by_grace(void **state)
 	close(fd);
 }
 
+/* A stream whose handshake never finishes (a peer that connects and goes silent). */
+static ssize_t stuck_io(struct stream *st, void *buf, size_t n)
+{
+	(void)st;
+	(void)buf;
+	(void)n;
+	errno = EAGAIN;
+	return -1;
+}
+
+static ssize_t stuck_write(struct stream *st, const void *buf, size_t n)
+{
+	(void)st;
+	(void)buf;
+	(void)n;
+	errno = EAGAIN;
+	return -1;
+}
+
+static int stuck_handshake(struct stream *st, struct pp_err *err)
+{
+	(void)err;
+	st->want = EPOLLIN;
+	return 0;
+}
+
+static void stuck_free(struct stream *st)
+{
+	close(st->fd);
+	free(st);
+}
+
+static const struct stream_ops stuck_ops = {
+	.read = stuck_io, .write = stuck_write, .handshake = stuck_handshake, .free = stuck_free,
+};
+
+static void adopt_stuck(void *arg)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	struct pp_err err = { 0 };
+
+	st->ops = &stuck_ops;
+	st->fd = *(int *)arg;
+	snprintf(st->peer, sizeof(st->peer), "stuck");
+	ttrpc_server_set_handshake_timeout(E.srv, 200);
+	assert_int_equal(ttrpc_server_adopt(E.srv, st, &err), 0);
+}
+
+static void test_handshake_deadline_closes(void **state)
+{
+	int sv[2];
+	struct counts c;
+	uint64_t t0 = pp_now_ms();
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fixture_run(&E.fx, adopt_stuck, &sv[0]);
+	fixture_run(&E.fx, read_counts, &c);
+	assert_int_equal(c.conns, 1);
+	wait_no_connections();
+	assert_true(pp_now_ms() - t0 >= 150);
+	close(sv[1]);
+}
+
 static void test_listen_errors(void **state)
 {
 	struct pp_err err = { 0 };
@@ -626,6 +691,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_waits_for_inflight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_bounded_by_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_deadline_closes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
