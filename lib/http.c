@@ -429,6 +429,7 @@ struct http_call {
 	const struct http_request *req;
 	const char *op;
 	char url[HTTP_URL_LOG_MAX];      /* without query string */
+	char qurl[HTTP_URL_LOG_MAX + 8]; /* the same as a logfmt value */
 	bool idempotent;
 	uint64_t timeout_ms;             /* per attempt */
 	size_t max_response;
@@ -484,11 +485,11 @@ static void http_log_attempt(const struct http_call *k, const struct http_outcom
 		return;
 	if (o->cc == CURLE_OK)
 		log_debug("http request", "provider=%s op=%s method=%s url=%s status=%ld ms=%llu attempt=%u",
-			  k->c->name, k->op, http_method_name(k->req->method), k->url, o->status,
+			  k->c->name, k->op, http_method_name(k->req->method), k->qurl, o->status,
 			  (unsigned long long)o->ms, attempt);
 	else
 		log_debug("http request", "provider=%s op=%s method=%s url=%s error=%s ms=%llu attempt=%u",
-			  k->c->name, k->op, http_method_name(k->req->method), k->url,
+			  k->c->name, k->op, http_method_name(k->req->method), k->qurl,
 			  curl_easy_strerror(o->cc), (unsigned long long)o->ms, attempt);
 }
 
@@ -502,7 +503,7 @@ static void http_log_retry(const struct http_call *k, const struct http_outcome 
 	else
 		snprintf(reason, sizeof(reason), "error=\"%s\"", curl_easy_strerror(o->cc));
 	log_warn("http retry", "provider=%s op=%s method=%s url=%s %s attempt=%u delay_ms=%llu",
-		 k->c->name, k->op, http_method_name(k->req->method), k->url, reason, attempt,
+		 k->c->name, k->op, http_method_name(k->req->method), k->qurl, reason, attempt,
 		 (unsigned long long)delay_ms);
 }
 
@@ -545,6 +546,7 @@ static int http_call_init(struct http_call *k, struct http_client *c,
 		return pp_err_set(err, PP_INVALID_ARGUMENT, "%s %s: request without a URL", c->name,
 				  k->op);
 	http_url_redact(k->url, sizeof(k->url), req->url);
+	log_quote(k->qurl, sizeof(k->qurl), k->url);
 	if ((unsigned)req->method > HTTP_DELETE)
 		return pp_err_set(err, PP_INVALID_ARGUMENT, "%s %s: unknown method %d", c->name,
 				  k->op, (int)req->method);

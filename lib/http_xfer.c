@@ -19,6 +19,7 @@
 #include "lib/util.h"
 
 #define HTTP_AUTH_HEADER_MAX 16384   /* "Authorization: Bearer <token>" */
+#define HTTP_TIMEOUT_MAX_MS (31ull * 24 * 3600 * 1000)
 
 int http_handle_init(struct http_handle *h, struct pp_err *err)
 {
@@ -271,6 +272,12 @@ static CURLcode http_setopt_auth(CURL *e, const struct http_request *req)
 	return cc;
 }
 
+/* libcurl takes milliseconds as a long; a month is longer than any call should wait. */
+static long http_ms_long(uint64_t ms)
+{
+	return ms > HTTP_TIMEOUT_MAX_MS ? (long)HTTP_TIMEOUT_MAX_MS : (long)ms;
+}
+
 static CURLcode http_setopt_all(struct http_handle *h, const struct http_settings *s,
 				const struct http_request *req, struct curl_slist *headers,
 				uint64_t timeout_ms, size_t max_response, struct http_xfer_ctx *x)
@@ -284,8 +291,8 @@ static CURLcode http_setopt_all(struct http_handle *h, const struct http_setting
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_SHARE, s->share);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
-	SET(CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, http_ms_long(s->connect_timeout_ms));
+	SET(CURLOPT_TIMEOUT_MS, http_ms_long(timeout_ms));
 	SET(CURLOPT_USERAGENT, s->user_agent);
 	SET(CURLOPT_HTTPHEADER, headers);
 	SET(CURLOPT_ACCEPT_ENCODING, "");

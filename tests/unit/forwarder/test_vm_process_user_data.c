@@ -118,7 +118,7 @@ static void test_cidata_end_to_end(void **state)
 	apf = vt_read(vmroot, "/run/peerpod/apf.json", NULL);
 	assert_string_equal(apf, "{\"pod-name\": \"web\", \"tls-server-key\": \"k\"}\n");
 	assert_int_equal(vt_mode(vmroot, "/run/peerpod/apf.json"), 0600);
-	assert_int_equal(vt_mode(vmroot, "/run/peerpod/auth.json"), 0644);
+	assert_int_equal(vt_mode(vmroot, "/run/peerpod/auth.json"), 0600);
 	assert_int_equal(vt_mode(vmroot, "/run/peerpod/scratch-space.marker"), 0644);
 	assert_int_equal(vt_mode(vmroot, "/etc/passwd"), -1);
 	digest = vt_read(vmroot, "/run/peerpod/initdata.digest", NULL);

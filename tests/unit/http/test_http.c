@@ -273,6 +273,50 @@ static void test_post_not_retried(void **state)
 	http_client_free(c);
 }
 
+static void test_post_dropped_after_send(void **state)
+{
+	struct http_client *c = client(3, 4);
+	struct http_request req = { .op = "RunInstances", .method = HTTP_POST, .url = url("/"),
+				    .body = "Action=RunInstances", .body_len = 19 };
+	struct http_response resp = HTTP_RESPONSE_INIT;
+	struct pp_err err = { 0 };
+
+	(void)state;
+	/* the server read the request and hung up: it may have acted on it */
+	script1((struct ts_response){ .drop = true });
+	assert_int_equal(http_do(c, &req, &resp, &err), -1);
+	assert_int_equal(err.code, PP_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "(after 1 attempts)"));
+	assert_int_equal(ts_count(srv), 1);
+	req.flags = HTTP_F_IDEMPOTENT;
+	assert_int_equal(http_do(c, &req, &resp, &err), -1);
+	assert_non_null(strstr(err.msg, "(after 3 attempts)"));
+	assert_int_equal(ts_count(srv), 4);
+	http_client_free(c);
+}
+
+static void test_attempt_timeout(void **state)
+{
+	struct http_client *c = client(2, 4);
+	struct http_request req = { .op = "GetSlow", .method = HTTP_GET, .url = url("/slow"),
+				    .timeout_ms = 200 };
+	struct http_response resp = HTTP_RESPONSE_INIT;
+	struct pp_err err = { 0 };
+	uint64_t t0, ms;
+
+	(void)state;
+	script1((struct ts_response){ .status = 200, .delay_ms = 5000 });
+	t0 = pp_monotonic_ms();
+	assert_int_equal(http_do(c, &req, &resp, &err), -1);
+	ms = pp_monotonic_ms() - t0;
+	/* a per-attempt timeout is a transient failure, retried, not the caller's deadline */
+	assert_int_equal(err.code, PP_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "(after 2 attempts)"));
+	assert_int_equal(ts_count(srv), 2);
+	assert_true(ms >= 400 && ms < 2000);
+	http_client_free(c);
+}
+
 static void test_max_attempts(void **state)
 {
 	struct http_client *c = client(3, 4);
@@ -569,6 +613,14 @@ static void test_connection_refused(void **state)
 	struct http_op_stats row;
 
 	(void)state;
+	/* the handle first carries a request that reached a server */
+	script1((struct ts_response){ .status = 200 });
+	req.url = url("/");
+	req.flags = HTTP_F_IDEMPOTENT;
+	assert_int_equal(http_do(c, &req, &resp, &err), 0);
+	http_response_free(&resp);
+	req.url = u;
+	req.flags = 0;
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/?X-Amz-Signature=SECRETSIG", ts_free_port());
 	/* not idempotent, but nothing was sent: retried */
 	assert_int_equal(http_do(c, &req, &resp, &err), -1);
@@ -578,9 +630,10 @@ static void test_connection_refused(void **state)
 	assert_null(strstr(err.msg, "SECRETSIG"));
 	assert_null(strchr(err.msg, '?'));
 	http_client_stats(c, &st);
-	assert_int_equal(st.attempts, 3);
+	assert_int_equal(st.attempts, 4);
 	assert_int_equal(http_client_op_stats(c, &row, 1), 1);
 	assert_int_equal(row.attempts[HTTP_CLASS_ERROR], 3);
+	assert_int_equal(row.attempts[HTTP_CLASS_2XX], 1);
 	http_client_free(c);
 }
 
@@ -757,6 +810,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_503_then_200, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_dropped_after_send, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attempt_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),

@@ -232,7 +232,7 @@ static void *ts_conn_main(void *arg)
 			break;
 		rs = ts_begin(ts, r);
 		ts_sleep_ms(ts, rs.delay_ms);
-		keep = !atomic_load(&ts->stop) && ts_respond(c->fd, &rs);
+		keep = !rs.drop && !atomic_load(&ts->stop) && ts_respond(c->fd, &rs);
 		ts_end(ts);
 	}
 out:

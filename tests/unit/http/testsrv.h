@@ -19,6 +19,7 @@ struct ts_response {
 	unsigned delay_ms;       /* wait before answering */
 	bool no_length;          /* no Content-Length: the body ends when the connection closes */
 	bool close;              /* close the connection after this response */
+	bool drop;               /* close the connection without answering */
 };
 
 struct ts_request {
