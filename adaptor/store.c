@@ -42,6 +42,16 @@ static const char *const store_migrations[] = {
 	");"
 	"CREATE INDEX sandboxes_by_state ON sandboxes (state);"
 	"CREATE INDEX sandboxes_by_pod ON sandboxes (pod_namespace, pod_name);",
+	/* 2: VXLAN indexes held by sandboxes, and the tunnel each one made (pod networking) */
+	"CREATE TABLE vxlan_indexes ("
+	"  idx        INTEGER PRIMARY KEY NOT NULL CHECK (idx >= 0),"
+	"  sandbox_id TEXT NOT NULL UNIQUE,"
+	"  vni        INTEGER NOT NULL DEFAULT 0,"
+	"  port       INTEGER NOT NULL DEFAULT 0,"
+	"  remote     TEXT NOT NULL DEFAULT '',"
+	"  pod_if     TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL"
+	");",
 };
 #define STORE_N_MIGRATIONS ((int)PP_ARRAY_SIZE(store_migrations))
 
@@ -737,4 +747,249 @@ int store_find_by_pod(struct store *s, const char *pod_namespace, const char *po
 	rc = store_rows_collect(s, st, ret, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+/* ---- VXLAN indexes ----
+ * Statements are prepared per call (a few per sandbox lifetime), so that a read-only opener
+ * of an older schema does not fail on a table it never reads. */
+
+#define STORE_VXLAN_COLUMNS "idx, sandbox_id, vni, port, remote, pod_if"
+
+/* Lowest free index below ?2, unless the sandbox holds one already. */
+static const char store_vxlan_alloc_sql[] =
+	"INSERT INTO vxlan_indexes (idx, sandbox_id, created_at) "
+	"SELECT i, ?1, ?3 FROM (SELECT CASE"
+	"  WHEN NOT EXISTS (SELECT 1 FROM vxlan_indexes WHERE idx = 0) THEN 0"
+	"  ELSE (SELECT MIN(a.idx) + 1 FROM vxlan_indexes a"
+	"        WHERE NOT EXISTS (SELECT 1 FROM vxlan_indexes b WHERE b.idx = a.idx + 1))"
+	"  END AS i) WHERE i < ?2 "
+	"ON CONFLICT (sandbox_id) DO NOTHING";
+
+void store_vxlan_clear(struct store_vxlan *v)
+{
+	if (!v)
+		return;
+	free(v->sandbox_id);
+	free(v->remote);
+	free(v->pod_if);
+	memset(v, 0, sizeof(*v));
+}
+
+void store_vxlan_list_free(struct store_vxlan *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_vxlan_clear(&v[i]);
+	free(v);
+}
+
+static int store_vx_prepare(struct store *s, const char *sql, sqlite3_stmt **st,
+			    struct pp_err *err)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : store_fail(s, rc, "preparing a VXLAN index statement", err);
+}
+
+/* Runs a statement that returns no row; sqlite3_changes() or -1. */
+static int store_vx_exec(struct store *s, sqlite3_stmt *st, const char *what, struct pp_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc, what, err);
+	return sqlite3_changes(s->db);
+}
+
+static int store_vx_read(sqlite3_stmt *st, struct store_vxlan *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->index = sqlite3_column_int64(st, 0);
+	v->sandbox_id = store_col_text(st, 1);
+	v->vni = sqlite3_column_int64(st, 2);
+	v->port = sqlite3_column_int64(st, 3);
+	v->remote = store_col_text(st, 4);
+	v->pod_if = store_col_text(st, 5);
+	if (!v->sandbox_id || !v->remote || !v->pod_if) {
+		store_vxlan_clear(v);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_vx_get_locked(struct store *s, const char *sandbox_id, struct store_vxlan *ret,
+			       struct pp_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_vx_prepare(s, "SELECT " STORE_VXLAN_COLUMNS " FROM vxlan_indexes "
+			     "WHERE sandbox_id = ?1", &st, err) < 0)
+		return -1;
+	store_bind_text(st, 1, sandbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && store_vx_read(st, ret) < 0)
+		rc = SQLITE_NOMEM;
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return pp_err_set(err, PP_NOT_FOUND, "sandbox %s holds no VXLAN index", sandbox_id);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, rc, "reading a VXLAN index", err);
+	return 0;
+}
+
+static int store_vx_alloc_locked(struct store *s, const char *sandbox_id, int64_t limit,
+				 int64_t *ret_index, struct pp_err *err)
+{
+	struct pp_err e2 = { 0 };
+	struct store_vxlan v;
+	sqlite3_stmt *st;
+
+	if (store_vx_prepare(s, store_vxlan_alloc_sql, &st, err) < 0)
+		return -1;
+	store_bind_text(st, 1, sandbox_id);
+	sqlite3_bind_int64(st, 2, limit);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)pp_unix_time());
+	if (store_vx_exec(s, st, "allocating a VXLAN index", err) < 0)
+		return -1;
+	if (store_vx_get_locked(s, sandbox_id, &v, &e2) < 0) {
+		if (e2.code != PP_NOT_FOUND) {
+			if (err)
+				*err = e2;
+			return -1;
+		}
+		return pp_err_set(err, PP_RESOURCE_EXHAUSTED,
+				  "no free VXLAN index for sandbox %s: all %lld are held by live "
+				  "sandboxes (lower -vxlan-min-id to get more)", sandbox_id,
+				  (long long)limit);
+	}
+	*ret_index = v.index;
+	store_vxlan_clear(&v);
+	return 0;
+}
+
+int store_vxlan_alloc(struct store *s, const char *sandbox_id, int64_t limit, int64_t *ret_index,
+		      struct pp_err *err)
+{
+	int rc;
+
+	if (!sandbox_id || sandbox_id[0] == '\0')
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "empty sandbox id");
+	pthread_mutex_lock(&s->lock);
+	rc = store_vx_alloc_locked(s, sandbox_id, limit, ret_index, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_vxlan_set_tunnel(struct store *s, const char *sandbox_id, int64_t vni, int64_t port,
+			   const char *remote, const char *pod_if, struct pp_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_vx_prepare(s, "UPDATE vxlan_indexes SET vni = ?2, port = ?3, remote = ?4, "
+			     "pod_if = ?5 WHERE sandbox_id = ?1", &st, err) == 0) {
+		store_bind_text(st, 1, sandbox_id);
+		sqlite3_bind_int64(st, 2, vni);
+		sqlite3_bind_int64(st, 3, port);
+		store_bind_text(st, 4, remote);
+		store_bind_text(st, 5, pod_if);
+		rc = store_vx_exec(s, st, "recording a VXLAN tunnel", err);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0)
+		return pp_err_set(err, PP_NOT_FOUND, "sandbox %s holds no VXLAN index", sandbox_id);
+	return rc < 0 ? -1 : 0;
+}
+
+int store_vxlan_get(struct store *s, const char *sandbox_id, struct store_vxlan *ret,
+		    struct pp_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = store_vx_get_locked(s, sandbox_id, ret, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_vxlan_release(struct store *s, const char *sandbox_id, struct pp_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_vx_prepare(s, "DELETE FROM vxlan_indexes WHERE sandbox_id = ?1", &st, err) == 0) {
+		store_bind_text(st, 1, sandbox_id);
+		rc = store_vx_exec(s, st, "releasing a VXLAN index", err);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc < 0 ? -1 : 0;
+}
+
+static int store_vx_list_locked(struct store *s, struct store_vxlan **ret, size_t *ret_n,
+				struct pp_err *err)
+{
+	struct store_vxlan *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_vx_prepare(s, "SELECT " STORE_VXLAN_COLUMNS " FROM vxlan_indexes ORDER BY idx",
+			     &st, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			struct store_vxlan *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!nv)
+				break;
+			v = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		if (store_vx_read(st, &v[n]) < 0)
+			break;
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store_vxlan_list_free(v, n);
+		return rc == SQLITE_ROW ? pp_err_set(err, PP_RESOURCE_EXHAUSTED, "state.db: out of memory")
+					: store_fail(s, rc, "listing VXLAN indexes", err);
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int store_vxlan_list(struct store *s, struct store_vxlan **ret, size_t *ret_n,
+		     struct pp_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = store_vx_list_locked(s, ret, ret_n, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_vxlan_prune(struct store *s, int64_t *ret_n, struct pp_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_vx_prepare(s, "DELETE FROM vxlan_indexes WHERE sandbox_id NOT IN "
+			     "(SELECT sandbox_id FROM sandboxes WHERE state != 'gone')", &st,
+			     err) == 0)
+		rc = store_vx_exec(s, st, "pruning VXLAN indexes", err);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0)
+		return -1;
+	if (ret_n)
+		*ret_n = rc;
+	return 0;
 }

@@ -112,4 +112,41 @@ int store_sandbox_list(struct store *s, int state, struct sandbox_list *ret,
 int store_find_by_pod(struct store *s, const char *pod_namespace, const char *pod_name,
 		      struct sandbox_list *ret, struct pp_err *err);
 
+/* ---- VXLAN indexes (pod networking) ----
+ * A sandbox's VXLAN index (VNI = vxlan-min-id + index) is allocated in the database, so that an
+ * index is never handed out while a sandbox holds it, across restarts too (upstream keeps a
+ * counter in memory and reuses live VNIs after a restart). Allocation takes the lowest free
+ * index. The row also records the tunnel the worker made (VNI, port, the VM's IP, the pod's
+ * interface), written before the tunnel is set up, so that a restarted daemon can check, redo
+ * or undo it. Released when the sandbox's network is torn down; store_vxlan_prune drops rows
+ * whose sandbox row is gone (for the restart reconcile). */
+struct store_vxlan {
+	int64_t index;
+	char *sandbox_id;
+	int64_t vni;             /* 0 until store_vxlan_set_tunnel */
+	int64_t port;
+	char *remote;            /* "" until store_vxlan_set_tunnel */
+	char *pod_if;
+};
+void store_vxlan_clear(struct store_vxlan *v);                /* frees the strings; NULL ok */
+void store_vxlan_list_free(struct store_vxlan *v, size_t n);  /* NULL ok */
+
+/* The sandbox's index: the one it holds, else the lowest free one below limit (then
+ * RESOURCE_EXHAUSTED "no free VXLAN index"). */
+int store_vxlan_alloc(struct store *s, const char *sandbox_id, int64_t limit, int64_t *ret_index,
+		      struct pp_err *err);
+/* Records the tunnel; NOT_FOUND if the sandbox holds no index. */
+int store_vxlan_set_tunnel(struct store *s, const char *sandbox_id, int64_t vni, int64_t port,
+			   const char *remote, const char *pod_if, struct pp_err *err);
+/* NOT_FOUND "sandbox <id> holds no VXLAN index". */
+int store_vxlan_get(struct store *s, const char *sandbox_id, struct store_vxlan *ret,
+		    struct pp_err *err);
+/* Frees the sandbox's index; one it does not hold is success. */
+int store_vxlan_release(struct store *s, const char *sandbox_id, struct pp_err *err);
+/* All rows, by index. */
+int store_vxlan_list(struct store *s, struct store_vxlan **ret, size_t *ret_n,
+		     struct pp_err *err);
+/* Releases the indexes of sandboxes that have no row or whose row is gone; *ret_n = count. */
+int store_vxlan_prune(struct store *s, int64_t *ret_n, struct pp_err *err);
+
 #endif

@@ -439,21 +439,29 @@ static int http_cancel_error(const struct http_call *k, struct pp_err *err)
 {
 	enum cancel_reason why = cancel_why(k->req->cancel);
 
+	/* libcurl's timer, cut to the deadline, may ring a hair before the token sees it pass */
+	if (why == CANCEL_NONE)
+		why = CANCEL_DEADLINE;
 	return pp_err_set(err, why == CANCEL_DEADLINE ? PP_DEADLINE_EXCEEDED : PP_CANCELLED,
 			  "%s %s %s %s: %s", k->c->name, k->op, http_method_name(k->req->method),
 			  k->url, cancel_reason_text(why));
 }
 
-/* The attempt's timeout: the per-attempt one, cut to what is left before the deadline. */
-static uint64_t http_attempt_timeout(const struct http_call *k)
+/* The attempt's timeout: the per-attempt one, cut to what is left before the deadline
+ * (*ret_cut tells which). */
+static uint64_t http_attempt_timeout(const struct http_call *k, bool *ret_cut)
 {
 	uint64_t deadline = cancel_deadline_ns(k->req->cancel), now, left;
 
+	*ret_cut = false;
 	if (!deadline)
 		return k->timeout_ms;
 	now = pp_now_ns();
 	left = deadline > now ? (deadline - now + 999999) / 1000000 : 1;
-	return left < k->timeout_ms ? left : k->timeout_ms;
+	if (left >= k->timeout_ms)
+		return k->timeout_ms;
+	*ret_cut = true;
+	return left;
 }
 
 static bool http_should_retry(const struct http_call *k, const struct http_outcome *o)
@@ -570,6 +578,8 @@ static int http_attempt(struct http_call *k, struct curl_slist *headers, unsigne
 			struct http_response *resp, struct http_outcome *o, struct pp_err *err)
 {
 	struct http_handle *h;
+	uint64_t timeout;
+	bool cut;
 
 	if (!http_slot_acquire(k->c, k->req->cancel))
 		return http_cancel_error(k, err);
@@ -578,8 +588,10 @@ static int http_attempt(struct http_call *k, struct curl_slist *headers, unsigne
 		http_slot_release(k->c);
 		return -1;
 	}
-	http_xfer_perform(h, &k->c->s, k->req, headers, http_attempt_timeout(k), k->max_response,
-			  resp, o);
+	timeout = http_attempt_timeout(k, &cut);
+	http_xfer_perform(h, &k->c->s, k->req, headers, timeout, k->max_response, resp, o);
+	if (o->cc == CURLE_OPERATION_TIMEDOUT && cut)
+		o->cancelled = true;   /* the deadline, not the attempt's own timeout */
 	http_handle_put(k->c, h);
 	http_slot_release(k->c);
 	http_count_attempt(k->c, k->op, attempt, o->status);
@@ -599,7 +611,7 @@ static int http_call_run(struct http_call *k, struct curl_slist *headers,
 			return http_cancel_error(k, err);
 		if (http_attempt(k, headers, attempt, resp, &o, err) < 0)
 			return -1;
-		if (o.cancelled || (o.cc == CURLE_OPERATION_TIMEDOUT && cancel_fired(k->req->cancel)))
+		if (o.cancelled)
 			return http_cancel_error(k, err);
 		if (attempt >= k->c->max_attempts || !http_should_retry(k, &o))
 			break;

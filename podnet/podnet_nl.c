@@ -802,7 +802,10 @@ int podnet_tc_redirect_add(struct podnet_nl *nl, int from_ifindex, int to_ifinde
 {
 	if (podnet_ingress_add(nl, from_ifindex, err) < 0)
 		return -1;
-	return podnet_u32_redirect_add(nl, from_ifindex, to_ifindex, err);
+	if (podnet_u32_redirect_add(nl, from_ifindex, to_ifindex, err) == 0)
+		return 0;
+	podnet_tc_ingress_del(nl, from_ifindex, NULL);   /* ours: made just above */
+	return -1;
 }
 
 int podnet_tc_ingress_present(struct podnet_nl *nl, int ifindex, struct pp_err *err)

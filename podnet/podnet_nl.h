@@ -92,7 +92,8 @@ int podnet_neigh_list(struct podnet_nl *nl, int ifindex, struct podnet_neigh **r
 int podnet_neigh_add(struct podnet_nl *nl, const struct podnet_neigh *n, struct pp_err *err);
 
 /* tc: an ingress qdisc on `from` (EXCL: FAILED_PRECONDITION if one exists) and a u32
- * match-all filter redirecting every frame to `to`'s egress (mirred, stolen). */
+ * match-all filter redirecting every frame to `to`'s egress (mirred, stolen). If the filter
+ * fails, the qdisc just made is removed again. */
 int podnet_tc_redirect_add(struct podnet_nl *nl, int from_ifindex, int to_ifindex,
 			   struct pp_err *err);
 int podnet_tc_ingress_present(struct podnet_nl *nl, int ifindex, struct pp_err *err);

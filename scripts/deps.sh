@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev libjansson-dev libcurl4-openssl-dev libxml2-dev libsqlite3-dev
   zlib1g-dev libyaml-dev libcmocka-dev
   sqlite3 iproute2 procps python3
+  libvirt-dev libvirt-clients libisofs-dev genisoimage
 )
 
 missing=()

@@ -116,6 +116,7 @@ static void lv_destroy(struct provider *p)
 /* Our metadata of dom: 1 and *ret when present, 0 when the domain has none, -1 on error. */
 static int lv_domain_meta(virDomainPtr dom, struct libvirt_domain_meta *ret, struct pp_err *err)
 {
+	const char *name = virDomainGetName(dom);   /* before: every call resets the last error */
 	char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, LIBVIRT_META_NS, 0);
 	int rc;
 
@@ -123,7 +124,7 @@ static int lv_domain_meta(virDomainPtr dom, struct libvirt_domain_meta *ret, str
 		if (libvirt_last_code() == VIR_ERR_NO_DOMAIN_METADATA)
 			return 0;
 		return libvirt_err(err, PP_UNAVAILABLE, "reading the metadata of domain %s",
-				   virDomainGetName(dom));
+				   name ? name : "?");
 	}
 	rc = libvirt_domain_meta_parse(xml, ret, NULL) == 0 ? 1 : 0;
 	free(xml);

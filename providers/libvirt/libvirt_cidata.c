@@ -4,9 +4,9 @@
  * an empty `vendor-data`, built in memory with libisofs.
  *
  * Names: Rock Ridge and Joliet carry the exact lower-case names for every reader that knows them
- * (Linux, cloud-init, process-user-data's mount of /dev/disk/by-label/cidata); the plain ISO 9660
- * names are relaxed (lower case, '-', no version suffix) so that a reader without extensions
- * sees the same names too.
+ * (Linux, cloud-init); the plain ISO 9660 names and the volume id are relaxed (lower case, '-',
+ * no version suffix, no forced dot) so that a reader without extensions sees the same names, and
+ * /dev/disk/by-label/cidata (what the pod VM image mounts, case-sensitive) exists.
  *
  * One idea: libisofs keeps process-wide state between iso_init() and iso_finish(). The ISO is a
  * few KiB and builds in well under a millisecond, so each build runs start to finish under one
@@ -67,10 +67,12 @@ static int cidata_opts(IsoWriteOpts **ret, struct pp_err *err)
 		return pp_err_set(err, PP_INTERNAL, "cidata ISO options: %s", iso_error_to_msg(rc));
 	iso_write_opts_set_rockridge(opts, 1);
 	iso_write_opts_set_joliet(opts, 1);
+	iso_write_opts_set_iso_level(opts, 2);               /* names up to 31 characters */
 	iso_write_opts_set_allow_lowercase(opts, 1);
+	iso_write_opts_set_allow_7bit_ascii(opts, 1);
 	iso_write_opts_set_omit_version_numbers(opts, 1);
-	iso_write_opts_set_no_force_dots(opts, 1);
-	iso_write_opts_set_allow_full_ascii(opts, 1);
+	iso_write_opts_set_no_force_dots(opts, 3);            /* neither ISO 9660 nor Joliet */
+	iso_write_opts_set_relaxed_vol_atts(opts, 1);         /* volume id stays lower-case */
 	*ret = opts;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 
 #include "lib/log.h"
 
@@ -33,6 +34,7 @@ static void libvirt_silent(void *userdata, virErrorPtr e)
 
 static void libvirt_lib_init_once(void)
 {
+	xmlInitParser();   /* before any thread parses (libxml2's rule for threaded programs) */
 	virInitialize();
 	virSetErrorFunc(NULL, libvirt_silent);
 }

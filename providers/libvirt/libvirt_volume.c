@@ -211,12 +211,14 @@ static int cidata_upload(virConnectPtr c, virStorageVolPtr v, const char *vname,
 	if (!st)
 		return libvirt_err(err, PP_UNAVAILABLE, "opening a stream for volume %s", vname);
 	if (virStorageVolUpload(v, st, 0, len, 0) < 0) {
-		virStreamFree(st);
 		if (libvirt_last_code() == VIR_ERR_NO_SUPPORT && libvirt_conn_is_test(c)) {
 			log_debug("test driver: cidata volume left empty", "volume=%s", vname);
+			virStreamFree(st);
 			return 0;
 		}
-		return libvirt_err(err, PP_UNAVAILABLE, "uploading volume %s", vname);
+		libvirt_err(err, PP_UNAVAILABLE, "uploading volume %s", vname);
+		virStreamFree(st);
+		return -1;
 	}
 	while (off < len) {
 		size_t n = len - off < LIBVIRT_UPLOAD_CHUNK ? len - off : LIBVIRT_UPLOAD_CHUNK;
@@ -233,8 +235,7 @@ static int cidata_upload(virConnectPtr c, virStorageVolPtr v, const char *vname,
 	}
 	if (virStreamFinish(st) < 0) {
 		libvirt_err(err, PP_UNAVAILABLE, "finishing the upload of volume %s", vname);
-		virStreamFree(st);
-		return -1;
+		goto abort;
 	}
 	virStreamFree(st);
 	return 0;

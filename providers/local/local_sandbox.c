@@ -81,8 +81,26 @@ static void child_write(int fd, const char *s)
 	(void)r;
 }
 
-/* stdin /dev/null, stdout+stderr the console, default signal state, then exec. Never returns. */
-static void child_exec(char *const argv[], char *const envp[], int null_fd, int console_fd)
+/* LOCAL_BOOT_DELAY, in the forwarder's child before exec: the instance exists and its agent
+ * runs, but nothing answers on its address yet, like a VM that is still booting. The child
+ * first drops every descriptor it inherited (they would close only at exec) so that it does
+ * not hold the daemon's sockets while it waits; the signal mask is already reset, so SIGTERM
+ * ends the wait. close_range and nanosleep are plain system calls (async-signal-safe). */
+static void sandbox_boot_delay(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	if (!ms)
+		return;
+	close_range(3, ~0u, 0);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* stdin /dev/null, stdout+stderr the console, default signal state, (a boot delay,) then exec.
+ * Never returns. */
+static void child_exec(char *const argv[], char *const envp[], int null_fd, int console_fd,
+		       uint64_t delay_ms)
 {
 	sigset_t none;
 
@@ -94,6 +112,7 @@ static void child_exec(char *const argv[], char *const envp[], int null_fd, int 
 	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(console_fd, STDOUT_FILENO) < 0 ||
 	    dup2(console_fd, STDERR_FILENO) < 0)
 		_exit(126);
+	sandbox_boot_delay(delay_ms);
 	execve(argv[0], argv, envp);
 	child_write(STDERR_FILENO, "local provider: cannot execute ");
 	child_write(STDERR_FILENO, argv[0]);
@@ -256,7 +275,7 @@ int local_sandbox_provision(const struct local_priv *lp, const char *dir, struct
 	}
 	if (pid == 0) {
 		setsid();
-		child_exec(argv, env.envp, fds.null_fd, fds.console_fd);
+		child_exec(argv, env.envp, fds.null_fd, fds.console_fd, 0);
 	}
 	sandbox_fds_close(&fds);
 	if (sandbox_wait_child(pid, (LOCAL_USER_DATA_TIMEOUT_S + 5) * 1000ull, cancel, &status, err) < 0)
@@ -316,17 +335,6 @@ static int sandbox_cmds_build(const struct local_priv *lp, const char *dir, cons
 	return 0;
 }
 
-/* LOCAL_BOOT_DELAY, in the forwarder's child before exec (nanosleep is async-signal-safe): the
- * instance exists and its agent runs, but nothing answers on its address yet, like a VM that
- * is still booting. */
-static void sandbox_boot_delay(uint64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (ms && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* The intermediate child: new session, two grandchildren, their pids into the pipe. */
 static void sandbox_intermediate(const struct sandbox_cmds *c, char *const envp[],
 				 const struct sandbox_fds *fds, int pipe_w)
@@ -337,13 +345,11 @@ static void sandbox_intermediate(const struct sandbox_cmds *c, char *const envp[
 	setsid();
 	pids[0] = fork();
 	if (pids[0] == 0)
-		child_exec(c->agent, envp, fds->null_fd, fds->console_fd);
+		child_exec(c->agent, envp, fds->null_fd, fds->console_fd, 0);
 	if (pids[0] > 0) {
 		pids[1] = fork();
-		if (pids[1] == 0) {
-			sandbox_boot_delay(c->boot_delay_ms);
-			child_exec(c->forwarder, envp, fds->null_fd, fds->console_fd);
-		}
+		if (pids[1] == 0)
+			child_exec(c->forwarder, envp, fds->null_fd, fds->console_fd, c->boot_delay_ms);
 	}
 	w = write(pipe_w, pids, sizeof(pids));
 	_exit(w == (ssize_t)sizeof(pids) ? 0 : 1);

@@ -1,7 +1,7 @@
 """Harness for the daemon's integration tests: real binaries, real sockets, the `local` provider.
 
-One idea: every test owns one fresh directory from `mktemp -d /tmp/pp.XXXXXX` (short, because a
-unix socket path holds 107 bytes) holding the hypervisor socket, the pods dir, the state dir and
+One idea: every test owns one fresh directory /tmp/ppit.XXXXXXXX (short, because a unix socket
+path holds 107 bytes) holding the hypervisor socket, the pods dir, the state dir and
 the logs, and everything the test started can be found from it again: daemons by the handle the
 test keeps, instances by the meta.json files (pids + start times) seen during the test, and, as a
 last resort, any process whose command line names that unique directory. `Env.cleanup` (added with
@@ -183,7 +183,8 @@ class Env:
 
     def __init__(self, tc, owner="node-a"):
         self.tc = tc
-        self.dir = tempfile.mkdtemp(prefix="pp.", dir="/tmp")
+        # Short (socket paths), and not /tmp/pp.* which other tools create and clean up.
+        self.dir = tempfile.mkdtemp(prefix="ppit.", dir="/tmp")
         self.sock = os.path.join(self.dir, "hv.sock")
         self.pods = os.path.join(self.dir, "pods")
         self.state = os.path.join(self.dir, "state")
@@ -191,6 +192,7 @@ class Env:
         self.port = free_port()       # every instance's forwarder listens on 127.77.x.y:<port>
         self.daemons = []
         self.metas = {}               # instance name -> last meta.json seen
+        self.instance_reports = []    # sanitizer reports read from instances' consoles
         self._lock = threading.Lock()
         tc.addCleanup(self.cleanup)
 
@@ -233,7 +235,28 @@ class Env:
         return self.shim("start", "-sandbox-id", sandbox, timeout=timeout, expect=expect)
 
     def stop(self, sandbox, timeout=None, expect=0):
-        return self.shim("stop", "-sandbox-id", sandbox, timeout=timeout, expect=expect)
+        """StopVM. The instance's console.log is held open across the stop, so that what its
+        processes print while exiting (sanitizer reports) is still read after the directory
+        went away."""
+        consoles = []
+        for n in self.instances():
+            try:
+                if self.meta(n).get("sandbox_id") == sandbox:
+                    consoles.append(open(os.path.join(self.local_root(), n, "console.log"),
+                                         errors="replace"))
+            except (OSError, ValueError):
+                pass
+        try:
+            r = self.shim("stop", "-sandbox-id", sandbox, timeout=timeout, expect=expect)
+        finally:
+            for f in consoles:
+                text = f.read()
+                f.close()
+                if any(m in text for m in SANITIZER_MARKS):
+                    with self._lock:
+                        self.instance_reports.append("console of %s's instance:\n%s"
+                                                     % (sandbox, text[-6000:]))
+        return r
 
     def agent_sock(self, sandbox):
         return os.path.join(self.pods, sandbox, "agent.ttrpc")
@@ -253,7 +276,7 @@ class Env:
         for l in lines[1:-1]:
             f = l.split()
             rows.append({"sandbox": f[0], "pod": f[1], "state": f[2], "instance": f[3],
-                         "id": f[4], "ip": f[5], "line": l})
+                         "id": f[4], "ip": f[5], "line": " ".join(f[:6] + f[7:])})   # without AGE
         n = int(lines[-1].split()[0])
         assert n == len(rows), r.out
         return rows
@@ -367,7 +390,7 @@ class Env:
         return killed
 
     def sanitizer_reports(self):
-        found = []
+        found = list(self.instance_reports)
         paths = [d.log_path for d in self.daemons]
         root = self.local_root()
         for n in self.instances():

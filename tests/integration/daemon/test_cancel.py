@@ -106,6 +106,31 @@ class StartCancelTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, "the StartVM must fail: " + out + err)
         env.assert_nothing_left([m])
 
+    def test_sigterm_during_start(self):
+        """The daemon is stopped while a StartVM waits: it exits within its grace, the shim gets an
+        error, and the next daemon deletes the half-started VM and marks the row failed."""
+        env = self.env
+        d = self.slow_daemon("-shutdown-grace", "1s")
+        s = sid(8)
+        env.create(s)
+        p = subprocess.Popen([bin_path("shim-client"), "-socket", env.sock, "start", "-sandbox-id", s],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            m = self.wait_instance()
+            t0 = time.monotonic()
+            rc = d.term()
+            self.assertLess(time.monotonic() - t0, 6)
+            out, err = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(rc, 0, d.log())
+        self.assertEqual(p.returncode, 1, "the StartVM must fail: " + out + err)
+        self.assertEqual([r["state"] for r in env.ls()], ["starting"])
+        env.daemon()
+        self.assert_failed_then_stop_cleans(s, m)
+
     def test_proxy_timeout(self):
         """No deadline from the shim, but the forwarder does not answer within PROXY_TIMEOUT."""
         env = self.env

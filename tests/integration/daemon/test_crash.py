@@ -133,6 +133,29 @@ class CrashTest(unittest.TestCase):
         env.stop(s)
         env.assert_nothing_left()
 
+    def test_vm_vanished_while_the_daemon_was_down(self):
+        """A running pod's VM is deleted out of band during the downtime: the restart copes, and
+        StopVM removes the row."""
+        env = self.env
+        s = sid(4)
+        d = env.daemon()
+        env.create(s)
+        env.start(s)
+        env.remember_all()
+        d.kill9()
+        name = env.instances()[0]
+        m = env.metas[name]
+        for pid, _ in env.meta_procs(m):
+            os.kill(pid, 9)
+        env.assert_procs_gone(m, timeout=5)
+        import shutil
+        shutil.rmtree(os.path.join(env.local_root(), name))
+        d2 = env.daemon()
+        self.assertEqual([r["state"] for r in env.ls()], ["running"])
+        env.stop(s)
+        env.assert_nothing_left()
+        self.assertEqual(d2.proc.poll(), None, "the daemon must survive this")
+
     # -- plain kill -9 with running pods
     def test_kill9_with_three_running_pods(self):
         env = self.env

@@ -9,7 +9,7 @@ import os
 import subprocess
 
 import pptest
-from pptest import Env, bin_path, sid
+from pptest import Env, bin_path, sid, wait_for
 
 import unittest
 
@@ -187,6 +187,102 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("status=SERVING", env.agent(b, "health").out)
         env.assert_procs_alive(mb)
         env.stop(b)
+        env.assert_nothing_left()
+
+
+class AgentTrafficTest(unittest.TestCase):
+    """The agent socket next to the lifecycle: held calls, and StopVM while calls are in flight."""
+
+    def setUp(self):
+        self.env = Env(self)
+        self.daemon = self.env.daemon()
+        self.s = sid(20)
+        self.env.create(self.s)
+        self.env.start(self.s)
+        self.env.remember_all()
+        self.env.agent(self.s, "create-container", "-container-id", "c1")
+
+    def held_wait(self):
+        env = self.env
+        return subprocess.Popen([bin_path("shim-client"), "-socket", env.agent_sock(self.s), "agent",
+                                 "wait", "-container-id", "c1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def finish(self, p, timeout):
+        try:
+            return p.communicate(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    def test_held_call_does_not_block_others(self):
+        env = self.env
+        p = self.held_wait()
+        try:
+            wait_for(lambda: any(c["method"] == "WaitProcess" for c in env.agent_calls(env.instances()[0])),
+                     10, "WaitProcess to reach the agent")
+            self.assertIsNone(p.poll(), "WaitProcess must be held until the process exits")
+            self.assertIn("status=SERVING", env.agent(self.s, "health").out)   # answered meanwhile
+            env.agent(self.s, "signal", "-container-id", "c1", "-signal", "9")
+            out, err = self.finish(p, 10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, out + err)
+        env.stop(self.s)
+        env.assert_nothing_left()
+
+    def test_stop_with_a_call_in_flight(self):
+        env = self.env
+        p = self.held_wait()
+        try:
+            wait_for(lambda: any(c["method"] == "WaitProcess" for c in env.agent_calls(env.instances()[0])),
+                     10, "WaitProcess to reach the agent")
+            env.stop(self.s)
+            out, err = self.finish(p, 10)     # the held call ends (with an error), it does not hang
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertNotEqual(p.returncode, 0)
+        env.assert_nothing_left()
+
+    def test_getinfo_wait_returns_when_the_vm_id_is_known(self):
+        env = self.env
+        s = sid(21)
+        env.create(s, pod="later", namespace="ns1")
+        r = env.shim("getinfo", "-pod", "later", "-namespace", "ns1", expect=1)
+        self.assertIn("NOT_FOUND", r.err)
+        p = subprocess.Popen([bin_path("shim-client"), "-socket", env.sock, "-timeout", "20s", "getinfo",
+                              "-pod", "later", "-namespace", "ns1", "-wait"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            env.start(s)
+            out, err = self.finish(p, 15)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        env.remember_all()
+        m = env.meta("podvm-later-%s" % s[:8])
+        self.assertEqual(p.returncode, 0, out + err)
+        self.assertIn(m["instance_id"], out)
+        env.stop(s)
+        env.stop(self.s)
+        env.assert_nothing_left()
+
+    def test_vm_died_on_its_own(self):
+        """The instance's processes die (a VM crash): the agent socket fails, StopVM still cleans up."""
+        env = self.env
+        m = env.meta(env.instances()[0])
+        for pid, _ in env.meta_procs(m):
+            os.kill(pid, 9)
+        env.assert_procs_gone(m, timeout=5)
+        r = env.agent(self.s, "health", expect=None, timeout="3s")
+        self.assertNotEqual(r.rc, 0)
+        env.stop(self.s)
         env.assert_nothing_left()
 
 

@@ -111,6 +111,24 @@ class StartupTest(unittest.TestCase):
         self.assertIn("too long", log)
         self.assertIn(long_pods, log)
 
+    def test_pods_dir_length_boundary(self):
+        """<pods-dir>/<64 hex>/agent.ttrpc must fit in 107 bytes: a 30-character pods dir is the
+        longest that works (and a 64-character sandbox id then really runs), 31 is refused."""
+        env = self.env
+        ok = env.dir + "/" + "q" * (30 - len(env.dir) - 1)
+        self.assertEqual(len(ok), 30)
+        d = env.daemon("-pods-dir", ok)
+        s = sid(1, 64)
+        r = env.create(s)
+        self.assertIn("agentSocketPath=%s/%s/agent.ttrpc" % (ok, s), r.out)
+        env.start(s)
+        self.assertIn("status=SERVING", env.shim("agent", "health", sock="%s/%s/agent.ttrpc" % (ok, s)).out)
+        env.remember_all()
+        env.stop(s)
+        self.assertEqual(d.term(), 0)
+        log = self.refused("-pods-dir", ok + "q")
+        self.assertIn("PODS_DIR", log)
+
     def test_unknown_provider(self):
         r = self.env.adaptor("nope", "-socket", self.env.sock)
         self.assertEqual(r.rc, 1, r)

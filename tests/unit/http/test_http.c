@@ -434,14 +434,16 @@ static void test_cancel_mid_transfer(void **state)
 	struct fire_arg fa = { cn, 200 };
 	pthread_t t;
 	uint64_t t0, ms;
+	int rc;
 
 	(void)state;
 	script1((struct ts_response){ .status = 200, .delay_ms = 5000 });
 	pthread_create(&t, NULL, fire_main, &fa);
 	t0 = pp_monotonic_ms();
-	assert_int_equal(http_do(c, &req, &resp, &err), -1);
+	rc = http_do(c, &req, &resp, &err);
 	ms = pp_monotonic_ms() - t0;
 	pthread_join(t, NULL);
+	assert_int_equal(rc, -1);
 	assert_int_equal(err.code, PP_CANCELLED);
 	assert_non_null(strstr(err.msg, "client went away"));
 	assert_true(ms >= 150 && ms < 1000);
@@ -461,14 +463,16 @@ static void test_cancel_mid_backoff(void **state)
 	struct fire_arg fa = { cn, 200 };
 	pthread_t t;
 	uint64_t t0, ms;
+	int rc;
 
 	(void)state;
 	script1((struct ts_response){ .status = 503, .headers = "Retry-After: 30\r\n" });
 	pthread_create(&t, NULL, fire_main, &fa);
 	t0 = pp_monotonic_ms();
-	assert_int_equal(http_do(c, &req, &resp, &err), -1);
+	rc = http_do(c, &req, &resp, &err);
 	ms = pp_monotonic_ms() - t0;
 	pthread_join(t, NULL);
+	assert_int_equal(rc, -1);
 	assert_int_equal(err.code, PP_CANCELLED);
 	assert_true(ms < 1000);
 	assert_int_equal(ts_count(srv), 1);
@@ -507,6 +511,7 @@ struct par_arg {
 	struct http_client *c;
 	const char *url;
 	int rc;
+	struct pp_err err;
 };
 
 static void *par_main(void *p)
@@ -514,9 +519,8 @@ static void *par_main(void *p)
 	struct par_arg *a = p;
 	struct http_request req = { .op = "Slow", .method = HTTP_GET, .url = a->url };
 	struct http_response resp = HTTP_RESPONSE_INIT;
-	struct pp_err err = { 0 };
 
-	a->rc = http_do(a->c, &req, &resp, &err);
+	a->rc = http_do(a->c, &req, &resp, &a->err);
 	http_response_free(&resp);
 	return NULL;
 }
@@ -537,8 +541,12 @@ static void test_in_flight_cap(void **state)
 		args[i].url = url("/slow");
 		pthread_create(&t[i], NULL, par_main, &args[i]);
 	}
-	for (i = 0; i < 6; i++) {
+	/* join them all before any assertion can leave this frame */
+	for (i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
+	for (i = 0; i < 6; i++) {
+		if (args[i].rc)
+			print_error("request %zu: %s\n", i, args[i].err.msg);
 		assert_int_equal(args[i].rc, 0);
 	}
 	ms = pp_monotonic_ms() - t0;
@@ -552,7 +560,6 @@ static void *stress_main(void *p)
 {
 	struct par_arg *a = p;
 	struct http_response resp = HTTP_RESPONSE_INIT;
-	struct pp_err err = { 0 };
 	char u[128], op[32];
 	int i;
 
@@ -562,7 +569,7 @@ static void *stress_main(void *p)
 
 		snprintf(u, sizeof(u), "http://127.0.0.1:%d/s/%d", ts_port(srv), i);
 		snprintf(op, sizeof(op), "Op%d", i % 3);
-		if (http_do(a->c, &req, &resp, &err) < 0 || strcmp(http_response_text(&resp), "ok"))
+		if (http_do(a->c, &req, &resp, &a->err) < 0 || strcmp(http_response_text(&resp), "ok"))
 			a->rc = -1;
 	}
 	http_response_free(&resp);
@@ -585,8 +592,11 @@ static void test_threads_share_client(void **state)
 		args[i].c = c;
 		pthread_create(&t[i], NULL, stress_main, &args[i]);
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
+	for (i = 0; i < 4; i++) {
+		if (args[i].rc)
+			print_error("thread %zu: %s\n", i, args[i].err.msg);
 		assert_int_equal(args[i].rc, 0);
 	}
 	assert_int_equal(ts_count(srv), 100);
