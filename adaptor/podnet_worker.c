@@ -193,7 +193,7 @@ static int podnet_inspect_pod(const char *netns_path, struct podnet_info *info,
 			      struct pp_err *err)
 {
 	struct podnet_nl *nl;
-	int ifindex, rc = -1;
+	int ifindex = 0, rc = -1;
 
 	if (podnet_nl_open(netns_path, &nl, err) < 0)
 		return -1;

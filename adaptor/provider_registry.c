@@ -9,11 +9,15 @@
 extern const struct provider_ops local_provider_ops;
 extern const struct provider_ops libvirt_provider_ops;
 extern const struct provider_ops azure_provider_ops;
+extern const struct provider_ops gcp_provider_ops;
+extern const struct provider_ops aws_provider_ops;
 
 const struct provider_ops *const provider_registry[] = {
 	&local_provider_ops,
 	&libvirt_provider_ops,
 	&azure_provider_ops,
+	&gcp_provider_ops,
+	&aws_provider_ops,
 	NULL,
 };
 

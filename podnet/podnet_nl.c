@@ -45,6 +45,7 @@
 
 #define PODNET_WHERE_MAX 256
 #define PODNET_SELF_NS "/proc/thread-self/ns/net"
+#define PODNET_TC_INGRESS_HANDLE 0xffff0000u   /* "ffff:", the ingress qdisc and its filters' parent */
 
 struct podnet_nl {
 	struct nl_sock *sock;
@@ -131,7 +132,7 @@ static void podnet_ns_return(int self_fd)
 static int podnet_ns_enter(const char *netns_path, int *ret_self, struct pp_err *err)
 {
 	int self = open(PODNET_SELF_NS, O_RDONLY | O_CLOEXEC);
-	int target;
+	int target = -1;
 
 	if (self < 0)
 		return pp_err_errno(err, PP_INTERNAL, errno, "cannot open %s", PODNET_SELF_NS);
@@ -553,7 +554,7 @@ static int podnet_route_build(struct podnet_nl *nl, const struct podnet_route *r
 			      struct rtnl_route **ret, struct pp_err *err)
 {
 	struct podnet_link dev;
-	struct rtnl_route *route;
+	struct rtnl_route *route = NULL;
 	struct rtnl_nexthop *nh;
 	struct nl_addr *dst, *gw = NULL;
 	int found = podnet_link_get(nl, r->dev, &dev, err);
@@ -595,7 +596,7 @@ static int podnet_route_build(struct podnet_nl *nl, const struct podnet_route *r
 int podnet_route_add(struct podnet_nl *nl, const struct podnet_route *r, struct pp_err *err)
 {
 	char dst[PODNET_PREFIX_STRLEN], gw[INET_ADDRSTRLEN];
-	struct rtnl_route *route;
+	struct rtnl_route *route = NULL;
 	int rc;
 
 	if (podnet_route_build(nl, r, &route, err) < 0)
@@ -728,7 +729,7 @@ static int podnet_ingress_add(struct podnet_nl *nl, int ifindex, struct pp_err *
 		return podnet_nomem(err);
 	rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
 	rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
-	rtnl_tc_set_handle(TC_CAST(q), TC_HANDLE(0xffff, 0));
+	rtnl_tc_set_handle(TC_CAST(q), PODNET_TC_INGRESS_HANDLE);
 	rc = rtnl_tc_set_kind(TC_CAST(q), "ingress");
 	if (rc >= 0)
 		rc = rtnl_qdisc_add(nl->sock, q, NLM_F_CREATE | NLM_F_EXCL);
@@ -765,7 +766,7 @@ static int podnet_u32_fill(struct rtnl_cls *cls, struct rtnl_act *act, int from)
 	int rc;
 
 	rtnl_tc_set_ifindex(TC_CAST(cls), from);
-	rtnl_tc_set_parent(TC_CAST(cls), TC_HANDLE(0xffff, 0));
+	rtnl_tc_set_parent(TC_CAST(cls), PODNET_TC_INGRESS_HANDLE);
 	rc = rtnl_tc_set_kind(TC_CAST(cls), "u32");
 	if (rc < 0)
 		return rc;
@@ -835,7 +836,7 @@ int podnet_tc_ingress_del(struct podnet_nl *nl, int ifindex, struct pp_err *err)
 		return podnet_nomem(err);
 	rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
 	rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
-	rtnl_tc_set_handle(TC_CAST(q), TC_HANDLE(0xffff, 0));
+	rtnl_tc_set_handle(TC_CAST(q), PODNET_TC_INGRESS_HANDLE);
 	rc = rtnl_tc_set_kind(TC_CAST(q), "ingress");
 	if (rc >= 0)
 		rc = rtnl_qdisc_delete(nl->sock, q);

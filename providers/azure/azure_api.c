@@ -126,18 +126,26 @@ int azure_arm_call(struct azure_arm *arm, const char *op, enum http_method metho
 	if (!azure_url_is_arm(arm->conf, url))
 		return pp_err_set(err, PP_INTERNAL, "%s: refusing to send the ARM token to a URL outside "
 				  "AZURE_ARM_ENDPOINT", op);
-	if (azure_auth_token(arm->auth, cancel, &token, err) < 0)
-		return pp_err_prefix(err, "%s", op);
 	if (body) {
 		req.body = body;
 		req.body_len = strlen(body);
 		req.content_type = "application/json";
 	}
-	req.bearer_token = token;
-	rc = http_do(arm->http, &req, &res->resp, err);
-	azure_secret_free(token);
-	if (rc < 0)
-		return -1;
+	/* A 401 means the cached token was revoked or expired early: once more with a new one. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (azure_auth_token(arm->auth, cancel, &token, err) < 0)
+			return pp_err_prefix(err, "%s", op);
+		req.bearer_token = token;
+		rc = http_do(arm->http, &req, &res->resp, err);
+		if (rc == 0 && res->resp.status == 401 && attempt == 0)
+			azure_auth_invalidate(arm->auth, token);
+		azure_secret_free(token);
+		token = NULL;
+		if (rc < 0)
+			return -1;
+		if (res->resp.status != 401)
+			break;
+	}
 	res->status = res->resp.status;
 	return 0;
 }

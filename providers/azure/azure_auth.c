@@ -386,3 +386,13 @@ out:
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
+
+void azure_auth_invalidate(struct azure_auth *a, const char *token)
+{
+	pthread_mutex_lock(&a->mu);
+	if (a->token && strcmp(a->token, token) == 0) {
+		a->refresh_ms = 0;
+		a->expires_ms = 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+}

@@ -124,6 +124,8 @@ int azure_auth_init(struct azure_auth *a, const struct azure_conf *c, struct htt
 void azure_auth_fini(struct azure_auth *a);
 /* A valid access token (malloc'd; wipe with azure_secret_free). Thread-safe. */
 int azure_auth_token(struct azure_auth *a, struct cancel *cancel, char **ret, struct pp_err *err);
+/* ARM refused token (401): the next call fetches a new one (if token is still the cached one). */
+void azure_auth_invalidate(struct azure_auth *a, const char *token);
 const char *azure_cred_kind_name(enum azure_cred_kind k);
 void azure_secret_free(char *s);
 /* Parses a token response (AAD or IMDS: expires_in a number or a string). */

@@ -138,9 +138,9 @@ int gcp_operation_wait(struct gcp_priv *g, struct gcp_operation *op, const char 
 			return gcp_cancelled(cancel, what, err);
 		if (started >= deadline)
 			return pp_err_set(err, PP_DEADLINE_EXCEEDED,
-					  "GCP %s: operation %s still %s after %llu s (GCP_OPERATION_TIMEOUT)",
+					  "GCP %s: operation %s still %s after %llu ms (GCP_OPERATION_TIMEOUT)",
 					  what, op->name, op->status,
-					  (unsigned long long)(g->conf.op_timeout_ms / 1000));
+					  (unsigned long long)g->conf.op_timeout_ms);
 		if (gcp_compute_url(g, url, "zones/%s/operations/%s/wait", g->conf.zone, op->name) < 0)
 			return gcp_url_error(what, err);
 		rc = gcp_call(g, HTTP_POST, url, NULL, "zoneOperations.wait", what, HTTP_F_IDEMPOTENT,
@@ -371,7 +371,7 @@ static void gcp_destroy(struct provider *p)
 	provider_set_priv(p, NULL);
 }
 
-/* CLOUD_CONFIG_VERIFY: a fresh token and the image still there. */
+/* CLOUD_CONFIG_VERIFY: the credentials still work and the image is still there. */
 static int gcp_check(struct provider *p, struct pp_err *err)
 {
 	struct gcp_priv *g = gcp_get(p);
@@ -390,7 +390,7 @@ static bool gcp_gone(const struct pp_err *e)
 static int gcp_delete_named(struct gcp_priv *g, const char *name, struct cancel *cancel,
 			    struct pp_err *err)
 {
-	struct gcp_operation op;
+	struct gcp_operation op = { 0 };
 	char url[GCP_URL_MAX], rid[37], what[96];
 	enum gcp_stage stage;
 	struct pp_err e = { 0 };
@@ -607,7 +607,7 @@ static int gcp_read_ips(struct gcp_priv *g, const char *name, struct cancel *can
 static int gcp_insert(struct gcp_priv *g, struct gcp_create *c, struct pp_err *err)
 {
 	const char *name = c->req->instance_name;
-	struct gcp_operation op;
+	struct gcp_operation op = { 0 };
 	char url[GCP_URL_MAX], rid[37], what[96];
 	char *body;
 	enum gcp_stage stage;

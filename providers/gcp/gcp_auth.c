@@ -513,7 +513,7 @@ int gcp_auth_token(struct gcp_auth *a, struct cancel *cancel, char **ret, struct
 		tok = pp_xstrdup(a->token);
 	} else if ((tok = auth_cached(a, false)) != NULL) {
 		log_warn("GCP token refresh failed; the current token is still valid",
-			 "source=\"%s\" code=%s", a->source, pp_code_name(err->code));
+			 "source=\"%s\" code=%s", a->source, pp_code_name(err ? err->code : PP_UNKNOWN));
 		rc = 0;
 	}
 	pthread_cond_broadcast(&a->cv);

@@ -136,7 +136,7 @@ static int conf_cvm(struct gcp_conf *c, const struct config *cfg, struct pp_err 
 
 static int conf_paths(struct gcp_conf *c, const struct config *cfg, struct pp_err *err)
 {
-	const char *image, *network, *subnet = config_str(cfg, "GCP_SUBNETWORK");
+	const char *image = NULL, *network = NULL, *subnet = config_str(cfg, "GCP_SUBNETWORK");
 
 	if (conf_required(cfg, "PODVM_IMAGE_NAME", &image, err) < 0 ||
 	    conf_required(cfg, "GCP_NETWORK", &network, err) < 0)

@@ -370,6 +370,7 @@ struct lv_create {
 	char *xml;
 	char root_path[PATH_MAX];
 	char cidata_path[PATH_MAX];
+	char console_log[PATH_MAX];
 	uint8_t measure[LIBVIRT_MEASURE_MAX];
 	size_t measure_len;
 	struct libvirt_base_info base;
@@ -427,6 +428,7 @@ static void lv_domain_def(const struct provider *p, const struct create_request 
 	d->kernel = lp->conf.kernel;
 	d->initrd = lp->conf.initrd;
 	d->cmdline = lp->conf.cmdline;
+	d->console_log = cr->console_log;
 	d->root_path = cr->root_path;
 	d->cidata_path = cr->cidata_path;
 	d->network = lp->conf.network;
@@ -460,8 +462,14 @@ static int lv_create_volumes(const struct libvirt_priv *lp, virConnectPtr c,
 static int lv_create_domain(const struct provider *p, virConnectPtr c,
 			    const struct create_request *req, struct lv_create *cr, struct pp_err *err)
 {
+	const struct libvirt_priv *lp = lv_get(p);
 	struct libvirt_domain_def d;
 
+	if (lp->conf.console_log_dir[0] &&
+	    snprintf(cr->console_log, sizeof(cr->console_log), "%s/%s" LIBVIRT_CONSOLE_SUFFIX,
+		     lp->conf.console_log_dir, req->instance_name) >= (int)sizeof(cr->console_log))
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "LIBVIRT_CONSOLE_LOG_DIR %s is too long",
+				  lp->conf.console_log_dir);
 	lv_domain_def(p, req, cr, &d);
 	if (libvirt_domain_xml_build(&d, &cr->xml, err) < 0 ||
 	    libvirt_cancelled(req->cancel, "creating libvirt instance", d.name, err) < 0)

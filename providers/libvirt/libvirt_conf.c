@@ -45,6 +45,9 @@ const struct config_option libvirt_options[] = {
 	  "direct kernel boot: initrd path on the libvirt host" },
 	{ "LIBVIRT_CMDLINE", "cmdline", "LIBVIRT_CMDLINE", CFG_STRING, NULL, 0,
 	  "direct kernel boot: kernel command line" },
+	{ "LIBVIRT_CONSOLE_LOG_DIR", "console-log-dir", "LIBVIRT_CONSOLE_LOG_DIR", CFG_STRING, NULL, 0,
+	  "directory on the libvirt host for each VM's serial console log, <name>-console.log "
+	  "(empty: none)" },
 	{ "LIBVIRT_IP_TIMEOUT", "ip-timeout", "LIBVIRT_IP_TIMEOUT", CFG_DURATION, "2m", 0,
 	  "how long to wait for the VM's address (DHCP lease, then guest agent)" },
 	{ NULL, NULL, NULL, CFG_STRING, NULL, 0, NULL },
@@ -141,7 +144,9 @@ static int conf_strings(struct libvirt_conf *c, const struct config *cfg, struct
 	    conf_copy(c->domain_type, sizeof(c->domain_type), cfg, "LIBVIRT_DOMAIN_TYPE", err) < 0 ||
 	    conf_copy(c->kernel, sizeof(c->kernel), cfg, "LIBVIRT_KERNEL", err) < 0 ||
 	    conf_copy(c->initrd, sizeof(c->initrd), cfg, "LIBVIRT_INITRD", err) < 0 ||
-	    conf_copy(c->cmdline, sizeof(c->cmdline), cfg, "LIBVIRT_CMDLINE", err) < 0)
+	    conf_copy(c->cmdline, sizeof(c->cmdline), cfg, "LIBVIRT_CMDLINE", err) < 0 ||
+	    conf_copy(c->console_log_dir, sizeof(c->console_log_dir), cfg, "LIBVIRT_CONSOLE_LOG_DIR",
+		      err) < 0)
 		return -1;
 	if (!c->uri[0])
 		return pp_err_set(err, PP_INVALID_ARGUMENT, "LIBVIRT_URI is empty");
@@ -157,6 +162,9 @@ static int conf_strings(struct libvirt_conf *c, const struct config *cfg, struct
 	if (strcmp(c->domain_type, "kvm") != 0 && strcmp(c->domain_type, "qemu") != 0)
 		return pp_err_set(err, PP_INVALID_ARGUMENT,
 				  "LIBVIRT_DOMAIN_TYPE \"%.20s\" is not kvm or qemu", c->domain_type);
+	if (c->console_log_dir[0] && c->console_log_dir[0] != '/')
+		return pp_err_set(err, PP_INVALID_ARGUMENT,
+				  "LIBVIRT_CONSOLE_LOG_DIR \"%.80s\" is not an absolute path", c->console_log_dir);
 	if (!c->kernel[0] && (c->initrd[0] || c->cmdline[0]))
 		return pp_err_set(err, PP_INVALID_ARGUMENT,
 				  "LIBVIRT_INITRD and LIBVIRT_CMDLINE need LIBVIRT_KERNEL");

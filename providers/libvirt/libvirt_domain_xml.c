@@ -238,15 +238,32 @@ static void add_nic(struct xb *b, xmlNodePtr devs, const struct libvirt_domain_d
 	add_iommu(b, nic, iommu);
 }
 
-static void add_console(struct xb *b, xmlNodePtr devs, const char *type)
+/* The console log (LIBVIRT_CONSOLE_LOG_DIR) goes on the first character device: the serial
+ * port, or the console itself where there is none (sclp); virtlogd writes it. */
+static void add_console_log(struct xb *b, xmlNodePtr chardev, const struct libvirt_domain_def *d)
+{
+	xmlNodePtr log;
+
+	if (!d->console_log || !d->console_log[0])
+		return;
+	log = el1(b, chardev, "log", "file", d->console_log);
+	attr(b, log, "append", "off");
+}
+
+static void add_console(struct xb *b, xmlNodePtr devs, const struct libvirt_domain_def *d,
+			const char *type)
 {
 	xmlNodePtr serial, target, console;
+	bool is_serial = strcmp(type, "serial") == 0;
 
-	if (strcmp(type, "serial") == 0) {
+	if (is_serial) {
 		serial = el1(b, devs, "serial", "type", "pty");
+		add_console_log(b, serial, d);
 		el1(b, serial, "target", "port", "0");
 	}
 	console = el1(b, devs, "console", "type", "pty");
+	if (!is_serial)
+		add_console_log(b, console, d);
 	target = el1(b, console, "target", "type", type);
 	attr(b, target, "port", "0");
 }
@@ -265,7 +282,7 @@ static void add_devices_x86(struct xb *b, xmlNodePtr devs, const struct libvirt_
 	add_root_disk(b, devs, d, "sda", "sata", false);
 	add_cidata_disk(b, devs, d, "cdrom", "sdb", "sata", false);
 	add_nic(b, devs, d, tee);
-	add_console(b, devs, "serial");
+	add_console(b, devs, d, "serial");
 	if (tee)
 		add_balloon(b, devs, "none", false);
 }
@@ -281,7 +298,7 @@ static void add_devices_aarch64(struct xb *b, xmlNodePtr devs, const struct libv
 	attr(b, ctl, "model", "virtio-scsi");
 	add_iommu(b, ctl, true);
 	add_nic(b, devs, d, true);
-	add_console(b, devs, "serial");
+	add_console(b, devs, d, "serial");
 	add_balloon(b, devs, "virtio", true);
 }
 
@@ -292,7 +309,7 @@ static void add_devices_s390x(struct xb *b, xmlNodePtr devs, const struct libvir
 	add_root_disk(b, devs, d, "vda", "virtio", true);
 	add_cidata_disk(b, devs, d, "disk", "vdb", "virtio", true);
 	add_nic(b, devs, d, true);
-	add_console(b, devs, "sclp");
+	add_console(b, devs, d, "sclp");
 	add_balloon(b, devs, "virtio", true);
 	rng = el1(b, devs, "rng", "model", "virtio");
 	backend = el(b, rng, "backend", "/dev/urandom");

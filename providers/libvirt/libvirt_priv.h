@@ -41,6 +41,7 @@
 #define LIBVIRT_DESCRIPTION "This Virtual Machine is the peer-pod VM"
 #define LIBVIRT_ROOT_SUFFIX "-root.qcow2"
 #define LIBVIRT_CIDATA_SUFFIX "-cloudinit.iso"
+#define LIBVIRT_CONSOLE_SUFFIX "-console.log"
 #define LIBVIRT_VOL_NAME_MAX (INSTANCE_NAME_MAX + 32)
 #define LIBVIRT_GIB (1024ULL * 1024 * 1024)
 #define LIBVIRT_MAX_ROOT_DISK_GIB (1024 * 1024)   /* 1 PiB: keeps GiB -> bytes far from overflow */
@@ -80,6 +81,7 @@ struct libvirt_conf {
 	char kernel[PATH_MAX];     /* direct kernel boot: "" = boot the root disk */
 	char initrd[PATH_MAX];
 	char cmdline[1024];
+	char console_log_dir[PATH_MAX]; /* serial console logs on the libvirt host: "" = none */
 	int64_t vcpus;
 	int64_t memory_mib;
 	uint64_t root_disk_bytes;
@@ -167,6 +169,7 @@ struct libvirt_domain_def {
 	const char *kernel;         /* "" = boot the root disk */
 	const char *initrd;
 	const char *cmdline;
+	const char *console_log;    /* serial console log file on the host (virtlogd), "" = none */
 	const char *root_path;
 	const char *cidata_path;
 	const char *network;

@@ -35,6 +35,11 @@ fail() {
   exit 1
 }
 
+# ERR trap: a command that was not expected to fail.
+on_error() {
+  fail "line $1 of run-demo: command failed: $BASH_COMMAND"
+}
+
 # step "Title" "what it does (one or two lines)"
 step() {
   STEP=$((STEP + 1))
@@ -105,7 +110,7 @@ pid_is_ours() {
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 1
   [ "$state" != "Z" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$WORK"
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$WORK"
 }
 
 # Waits up to $2 seconds for pid $1 to be gone (or a zombie).

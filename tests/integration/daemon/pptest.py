@@ -6,7 +6,9 @@ the logs, and everything the test started can be found from it again: daemons by
 test keeps, instances by the meta.json files (pids + start times) seen during the test, and, as a
 last resort, any process whose command line names that unique directory. `Env.cleanup` (added with
 addCleanup, so it runs on failure too) stops them all, checks the logs for sanitizer reports and
-removes the directory.
+removes the directory. Each Env also picks a free TCP port (bound with port 0 and read back)
+as FORWARDER_PORT, so that instances of tests running in parallel, and of a demo, never collide
+on 127.77.0.1:15150.
 
 Usage: python3 test_x.py <bin-dir> [unittest args]   (or PP_BIN_DIR=<bin-dir>)
 PP_IT_KEEP=1 keeps the temporary directories for inspection.

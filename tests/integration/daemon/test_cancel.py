@@ -13,7 +13,7 @@ import time
 import unittest
 
 import pptest
-from pptest import Env, bin_path, proc_alive, sid, wait_for
+from pptest import Env, bin_path, sid, wait_for
 
 BOOT_DELAY = "20s"      # much longer than any deadline below: the forwarder never comes up in time
 
@@ -117,6 +117,8 @@ class StartCancelTest(unittest.TestCase):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             m = self.wait_instance()
+            wait_for(lambda: 'msg="agent proxy listening"' in d.log(), 10,
+                     "StartVM to wait for the forwarder")
             t0 = time.monotonic()
             rc = d.term()
             self.assertLess(time.monotonic() - t0, 6)

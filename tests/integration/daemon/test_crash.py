@@ -3,10 +3,11 @@
 without the hook: no instance leaks (every instance directory belongs to a row, and after StopVM
 nothing is left), and a pod that was running works again through its agent socket."""
 import os
+import shutil
 import unittest
 
 import pptest
-from pptest import Env, proc_alive, sid, wait_for
+from pptest import Env, sid, wait_for
 
 
 class CrashTest(unittest.TestCase):
@@ -148,13 +149,41 @@ class CrashTest(unittest.TestCase):
         for pid, _ in env.meta_procs(m):
             os.kill(pid, 9)
         env.assert_procs_gone(m, timeout=5)
-        import shutil
         shutil.rmtree(os.path.join(env.local_root(), name))
         d2 = env.daemon()
         self.assertEqual([r["state"] for r in env.ls()], ["running"])
         env.stop(s)
         env.assert_nothing_left()
         self.assertEqual(d2.proc.poll(), None, "the daemon must survive this")
+
+    def test_failed_delete_is_not_forgotten(self):
+        """StopVM's deletion fails (here: the instance's meta.json claims another owner, so the
+        provider refuses): StopVM still answers (upstream semantics), the row stays "stopping"
+        with the instance named, and once the cause is gone the next start finishes the job."""
+        env = self.env
+        s = sid(5)
+        d = env.daemon()
+        env.create(s)
+        env.start(s)
+        name = env.instances()[0]
+        meta_path = os.path.join(env.local_root(), name, "meta.json")
+        m = env.meta(name)
+        with open(meta_path) as f:
+            original = f.read()
+        with open(meta_path, "w") as f:
+            f.write(original.replace('"owner": "node-a"', '"owner": "node-x"'))
+        env.stop(s, expect=None)
+        self.assertIn("deleting instance failed", d.log())
+        rows = env.ls()
+        self.assertEqual([(r["state"], r["instance"]) for r in rows], [("stopping", name)])
+        self.assertEqual(env.instances(), [name])
+        with open(meta_path, "w") as f:
+            f.write(original)
+        d.term()
+        env.daemon()
+        wait_for(lambda: not env.ls() and not env.instances(), 10,
+                 "the restarted daemon to finish the failed deletion")
+        env.assert_nothing_left([m])
 
     # -- plain kill -9 with running pods
     def test_kill9_with_three_running_pods(self):

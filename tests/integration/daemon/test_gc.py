@@ -6,6 +6,7 @@ another owner are never touched.
 A leak is made the way a real one happens: pods run, the daemon is killed -9, and the rows are
 lost (deleted from state.db with the sqlite3 module while no daemon runs)."""
 import os
+import subprocess
 import unittest
 
 import pptest
@@ -71,6 +72,32 @@ class GcTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(env.pods, kept)))
         for m in env.metas.values():
             env.assert_procs_gone(m)
+
+    def test_gc_while_a_start_is_in_progress(self):
+        """The row names its instance before the VM is created: gc run in the middle of a slow
+        StartVM (here: while the VM "boots") does not take the VM away."""
+        env = self.env
+        env.daemon("-local-boot-delay", "2s")
+        s = sid(3)
+        env.create(s)
+        p = subprocess.Popen([pptest.bin_path("shim-client"), "-socket", env.sock, "-timeout", "30s",
+                              "start", "-sandbox-id", s], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: env.instances(), 10, "the VM to exist")
+            self.assertEqual([r["state"] for r in env.ls()], ["starting"])
+            r = self.gc()
+            self.assertIn("0 instances", r.out)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, out + err)
+        self.assertIn("status=SERVING", env.agent(s, "health").out)
+        env.remember_all()
+        env.stop(s)
+        env.assert_nothing_left()
 
     def test_gc_of_another_owner_touches_nothing(self):
         env = self.env

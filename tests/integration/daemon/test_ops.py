@@ -200,6 +200,40 @@ class ShutdownTest(unittest.TestCase):
         self.assertFalse(os.path.exists(env.sock))
         self.assertEqual(env.ls(), [])
 
+    def test_sigint_is_graceful_too(self):
+        env = self.env
+        d = env.daemon()
+        os.kill(d.pid, signal.SIGINT)
+        self.assertEqual(d.wait_exit(15), 0, d.log())
+        self.assertIn('msg="stopped"', d.log())
+        self.assertFalse(os.path.exists(env.sock))
+
+
+class FilesTest(unittest.TestCase):
+    def test_private_state_is_private(self):
+        """TLS keys and the pods' user-data (which carries the forwarder's config and initdata)
+        are readable by root only; the state dir is not listable by others."""
+        env = Env(self)
+        env.daemon()
+        s = sid(1)
+        env.create(s)
+        env.start(s)
+        env.remember_all()
+        mode = lambda p: os.stat(p).st_mode & 0o777
+        self.assertEqual(mode(env.state) & 0o077, 0, oct(mode(env.state)))
+        keys = [f for f in os.listdir(os.path.join(env.state, "tls")) if f.endswith(".key")]
+        self.assertTrue(keys)
+        for k in keys:
+            self.assertEqual(mode(os.path.join(env.state, "tls", k)), 0o600, k)
+        ud = os.path.join(env.state, "user-data")
+        for f in os.listdir(ud):
+            self.assertEqual(mode(os.path.join(ud, f)) & 0o077, 0, f)
+        name = env.instances()[0]
+        self.assertEqual(mode(os.path.join(env.local_root(), name, "cidata", "user-data")) & 0o077, 0)
+        env.stop(s)
+        self.assertEqual(os.listdir(ud), [], "the user-data of a stopped pod is removed")
+        env.assert_nothing_left()
+
 
 class NotifyTest(unittest.TestCase):
     def test_ready_then_stopping(self):

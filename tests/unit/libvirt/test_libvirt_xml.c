@@ -95,7 +95,7 @@ static struct libvirt_domain_def base_def(void)
 		.pod_name = "nginx", .pod_namespace = "default", .created = 1764000000,
 		.arch = LIBVIRT_ARCH_X86_64, .domain_type = "kvm", .machine = "", .emulator = "",
 		.vcpus = 2, .memory_mib = 8192, .cpuset = "", .firmware = "/usr/share/OVMF/OVMF_CODE_4M.fd",
-		.kernel = "", .initrd = "", .cmdline = "",
+		.kernel = "", .initrd = "", .cmdline = "", .console_log = "",
 		.root_path = "/var/lib/libvirt/images/podvm-nginx-1234abcd-root.qcow2",
 		.cidata_path = "/var/lib/libvirt/images/podvm-nginx-1234abcd-cloudinit.iso",
 		.network = "default", .tee = LIBVIRT_TEE_NONE,
@@ -126,6 +126,7 @@ static void edit_kernel(struct libvirt_domain_def *d)
 	d->kernel = "/srv/podvm/vmlinux";
 	d->initrd = "/srv/podvm/initramfs.cpio.gz";
 	d->cmdline = "console=ttyS0 panic=-1 quiet";
+	d->console_log = "/var/log/podvm/podvm-nginx-1234abcd-console.log";
 }
 
 static void edit_sev(struct libvirt_domain_def *d)

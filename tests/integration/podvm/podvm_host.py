@@ -1,0 +1,296 @@
+"""A private libvirt host for the pod VM test, demo and benchmark: libvirtd and virtlogd (no
+systemd) inside a network namespace this module creates, with a libvirt network whose bridge,
+dnsmasq and addresses exist only there, a directory storage pool and a tiny base volume.
+
+One idea: everything libvirt would share with the machine is made private. The network
+namespace `ppvm-<pid>` holds the bridge, dnsmasq and the guests' addresses; a mount namespace
+(unshare -m) gives libvirtd and virtlogd their own /etc/libvirt (qemu.conf with user = "root",
+no cgroups, no security driver), /run/libvirt, /var/lib/libvirt and /var/log/libvirt, all under
+the host's directory; only /var/cache/libvirt (QEMU's capabilities, 8-12 s to probe cold) is a
+persistent cache shared between runs. The libvirt socket is a file in that directory, reached
+with `qemu:///system?socket=...` from any namespace; whatever talks to a guest address must run
+in the namespace (`netns_cmd`). No packet leaves it (podvm-boot-notes.md, "Network rule").
+
+`LibvirtHost.down()` undoes everything in reverse order and returns what it had to clean up by
+force; `leftovers()` lists processes still in the namespace (libvirtd, virtlogd, dnsmasq, qemu).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+QEMU = "/usr/bin/qemu-system-x86_64"
+LIBVIRTD = "/usr/sbin/libvirtd"
+VIRTLOGD = "/usr/sbin/virtlogd"
+
+NET_NAME = "ppvm-net"
+POOL_NAME = "ppvm-pool"
+BASE_VOLUME = "podvm-base.qcow2"
+SUBNET = "192.168.123"            # exists only inside the namespace
+
+NETWORK_XML = """<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+  <name>%(name)s</name>
+  <bridge name='%(bridge)s' stp='off' delay='0'/>
+  <ip address='%(subnet)s.1' netmask='255.255.255.0'>
+    <dhcp><range start='%(subnet)s.10' end='%(subnet)s.250'/></dhcp>
+  </ip>
+  <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
+</network>
+"""
+
+LIBVIRTD_CONF = """# private libvirtd for the pod VM tests (podvm_host.py)
+unix_sock_group = "root"
+unix_sock_ro_perms = "0700"
+unix_sock_rw_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+listen_tls = 0
+listen_tcp = 0
+log_outputs = "3:stderr"
+"""
+
+# user/group root: the libvirt-qemu user cannot open /dev/kvm here, and libvirt then re-probes
+# QEMU on every domain start (+4 s); no cgroups (ip netns exec remounts /sys without them), no
+# security driver, no per-domain /dev namespace.
+QEMU_CONF = """# private qemu.conf for the pod VM tests (podvm_host.py)
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "logd"
+"""
+
+VIRTLOGD_CONF = 'log_outputs = "3:stderr"\n'
+
+
+def missing_packages():
+    """What this machine lacks to run a real libvirt host (Debian package names)."""
+    need = [(QEMU, "qemu-system-x86"), (LIBVIRTD, "libvirt-daemon-system"),
+            (VIRTLOGD, "libvirt-daemon-system"), ("/usr/bin/virsh", "libvirt-clients"),
+            ("/usr/sbin/dnsmasq", "dnsmasq-base"), ("/usr/bin/qemu-img", "qemu-utils"),
+            ("/bin/busybox", "busybox-static"), ("/usr/bin/cpio", "cpio"),
+            ("/sbin/ip", "iproute2"), ("/usr/bin/unshare", "util-linux")]
+    drivers = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"
+    out = sorted({pkg for path, pkg in need if not os.path.exists(path)})
+    if not os.path.exists(drivers) and "libvirt-daemon-system" not in out:
+        out.append("libvirt-daemon-driver-qemu")
+    return out
+
+
+def _run(cmd, timeout=60, check=True, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s%s" % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def _netns_inode(name):
+    try:
+        return os.stat("/run/netns/" + name).st_ino
+    except OSError:
+        return None
+
+
+def procs_in_netns(inode):
+    """[(pid, comm)] of the processes whose network namespace is inode."""
+    found = []
+    if not inode:
+        return found
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.stat("/proc/%s/ns/net" % d).st_ino != inode:
+                continue
+            with open("/proc/%s/comm" % d) as f:
+                found.append((int(d), f.read().strip()))
+        except OSError:
+            continue
+    return found
+
+
+class LibvirtHost:
+    """libvirtd + virtlogd + a network + a pool, private to one directory and one namespace."""
+
+    def __init__(self, workdir, cache_dir, tag=None):
+        self.dir = workdir
+        self.cache = cache_dir
+        self.tag = tag or str(os.getpid())
+        self.netns = "ppvm-" + self.tag
+        self.bridge = ("ppbr" + self.tag)[:15]
+        self.sock = os.path.join(self.dir, "run", "libvirt-sock")
+        self.uri = "qemu:///system?socket=" + self.sock
+        self.pool_dir = os.path.join(self.dir, "pool")
+        self.console_dir = os.path.join(self.dir, "console")
+        self.libvirtd = None
+        self.netns_inode = None
+        self.timings = {}
+
+    # ---- commands
+    def netns_cmd(self, cmd):
+        """cmd run inside the namespace."""
+        return ["ip", "netns", "exec", self.netns] + list(cmd)
+
+    def virsh(self, *args, check=True, timeout=60):
+        return _run(["virsh", "-q", "-c", self.uri] + list(args), check=check, timeout=timeout)
+
+    # ---- up
+    def _write(self, rel, text):
+        path = os.path.join(self.dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def _layout(self):
+        for d in ("etc/qemu", "run", "lib", "log", "pool", "console"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.makedirs(self.cache, exist_ok=True)
+        self._write("etc/libvirtd.conf", LIBVIRTD_CONF)
+        self._write("etc/qemu.conf", QEMU_CONF)
+        self._write("etc/virtlogd.conf", VIRTLOGD_CONF)
+        self._write("etc/libvirt.conf", "")
+        self._write("net.xml", NETWORK_XML % {"name": NET_NAME, "bridge": self.bridge, "subnet": SUBNET})
+
+    def _start_daemons(self):
+        d = self.dir
+        binds = [("etc", "/etc/libvirt"), ("run", "/run/libvirt"), ("lib", "/var/lib/libvirt"),
+                 ("log", "/var/log/libvirt")]
+        script = ["set -e"]
+        for src, dst in binds:
+            script.append("mkdir -p %s && mount --bind %s/%s %s" % (dst, d, src, dst))
+        script.append("mkdir -p /var/cache/libvirt && mount --bind %s /var/cache/libvirt" % self.cache)
+        script.append("%s -f /etc/libvirt/virtlogd.conf >%s/virtlogd.log 2>&1 & echo $! >%s/virtlogd.pid"
+                      % (VIRTLOGD, d, d))
+        script.append("exec %s -f /etc/libvirt/libvirtd.conf" % LIBVIRTD)
+        log = open(os.path.join(d, "libvirtd.log"), "w")
+        self.libvirtd = subprocess.Popen(
+            self.netns_cmd(["unshare", "-m", "--propagation", "private", "sh", "-c", "\n".join(script)]),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            if self.libvirtd.poll() is not None:
+                raise RuntimeError("libvirtd exited with %d:\n%s" % (self.libvirtd.returncode, self.log()))
+            if os.path.exists(self.sock) and self.virsh("version", check=False, timeout=30).returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("libvirtd did not answer within 60 s:\n" + self.log())
+            time.sleep(0.05)
+
+    def up(self):
+        """Creates the namespace, starts the daemons, creates the network and the pool."""
+        t0 = time.monotonic()
+        self._layout()
+        _run(["ip", "netns", "add", self.netns])
+        self.netns_inode = _netns_inode(self.netns)
+        _run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+        self._start_daemons()
+        t1 = time.monotonic()
+        self.virsh("net-create", os.path.join(self.dir, "net.xml"))
+        self.virsh("pool-create-as", POOL_NAME, "dir", "--target", self.pool_dir)
+        self.virsh("vol-create-as", POOL_NAME, BASE_VOLUME, "1M", "--format", "qcow2")
+        t2 = time.monotonic()
+        self.timings = {"libvirtd_ms": int((t1 - t0) * 1000), "network_pool_ms": int((t2 - t1) * 1000)}
+        return self
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "libvirtd.log"), errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    # ---- state, for assertions
+    def domains(self):
+        return [l.strip() for l in self.virsh("list", "--all", "--name").stdout.splitlines() if l.strip()]
+
+    def volumes(self):
+        self.virsh("pool-refresh", POOL_NAME, check=False)
+        return sorted(l.split()[0] for l in self.virsh("vol-list", POOL_NAME).stdout.splitlines()
+                      if l.strip())
+
+    def networks(self):
+        return [l.strip() for l in self.virsh("net-list", "--all", "--name").stdout.splitlines() if l.strip()]
+
+    def console_log(self, name):
+        try:
+            with open(os.path.join(self.console_dir, name + "-console.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def leftovers(self):
+        """Processes still in the namespace: [(pid, comm)]."""
+        return procs_in_netns(self.netns_inode)
+
+    # ---- down
+    def _virtlogd_pid(self):
+        try:
+            with open(os.path.join(self.dir, "virtlogd.pid")) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _alive(self, pid):
+        return any(p == pid for p, _ in self.leftovers())
+
+    def _stop(self, pid, proc=None, timeout=10):
+        """SIGTERM, then SIGKILL, to a process of ours (checked: it is in our namespace)."""
+        if pid <= 1 or not self._alive(pid):
+            if proc is not None:
+                proc.poll()
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return
+            if proc is None and not self._alive(pid):
+                return
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if proc is not None:
+            proc.wait(10)
+
+    def down(self):
+        """Tears everything down; returns a list of what had to be removed by force."""
+        forced = []
+        if self.libvirtd is not None and self.libvirtd.poll() is None:
+            for dom in self.domains():
+                forced.append("domain " + dom)
+                self.virsh("destroy", dom, check=False)
+                self.virsh("undefine", dom, "--nvram", check=False)
+            for net in self.networks():
+                self.virsh("net-destroy", net, check=False)     # stops its dnsmasq
+            self.virsh("pool-destroy", POOL_NAME, check=False)
+            self._stop(self.libvirtd.pid, self.libvirtd)
+        vl = self._virtlogd_pid()
+        if vl:
+            self._stop(vl)
+        for pid, comm in self.leftovers():
+            forced.append("process %d (%s)" % (pid, comm))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _netns_inode(self.netns):
+            _run(["ip", "netns", "del", self.netns], check=False)
+        return forced
+
+    def remove_dir(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
