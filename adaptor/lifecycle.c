@@ -310,6 +310,17 @@ static void start_poll(void *arg)
 	struct sandbox *sb = j->sb;
 
 	sb->start_poll = NULL;
+	if (cancel_fired(j->d->shutdown)) {
+		/* The daemon is stopping: answer now rather than hold shutdown for its grace period.
+		 * The row stays "starting", so the next start deletes the instance. */
+		if (sb->proxy) {
+			agent_proxy_stop(sb->proxy);
+			sb->proxy = NULL;
+		}
+		pp_err_set(&j->err, PP_UNAVAILABLE, "the adaptor is shutting down");
+		start_finish(j, SANDBOX_STARTING);
+		return;
+	}
 	if (cancel_fired(sb->start_cancel)) {
 		pp_err_set(&j->err, cancel_why(sb->start_cancel) == CANCEL_DEADLINE ?
 				    PP_DEADLINE_EXCEEDED : PP_CANCELLED,

@@ -14,6 +14,7 @@
 
 #include "adaptor/daemon.h"
 #include "adaptor/options.h"
+#include "lib/http.h"
 #include "lib/log.h"
 
 #ifndef PP_VERSION
@@ -198,11 +199,10 @@ static int cmd_run(const struct provider_ops *ops, int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
 	const struct provider_ops *ops;
 
-	log_init("adaptor", 2);
 	if (argc < 2) {
 		usage(stderr);
 		return 1;
@@ -229,4 +229,20 @@ int main(int argc, char **argv)
 	if (!ops)
 		return 1;
 	return cmd_run(ops, argc - 2, argv + 2);
+}
+
+int main(int argc, char **argv)
+{
+	struct pp_err err = { 0 };
+	int rc;
+
+	log_init("adaptor", 2);
+	/* libcurl's global state, once, before any thread starts. */
+	if (http_global_init(&err) < 0) {
+		fprintf(stderr, "cloud-api-adaptor: %s\n", err.msg);
+		return 1;
+	}
+	rc = dispatch(argc, argv);
+	http_global_fini();
+	return rc;
 }

@@ -14,6 +14,7 @@
  * refers to, once they are older than the grace period; it also retries deletions of rows left
  * in "stopping". Instances of other owners are never listed, so never touched.
  */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -100,6 +101,33 @@ static void finish_submit(struct daemon *d, struct sandbox *sb, enum sandbox_sta
 	workpool_submit(d->pool, finish_run, j);
 }
 
+/* <pods-dir>/<sid> directories whose sandbox has no row any more (a row removed by hand, or a
+ * crash between removing the row and the directory) are removed: nothing will serve them. */
+static void reconcile_pods_dir(struct daemon *d)
+{
+	DIR *dir = opendir(d->pods_dir);
+	struct dirent *e;
+	char path[2 * SANDBOX_PATH_MAX];
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		bool known;
+
+		if (e->d_name[0] == '.' || sandbox_id_check(e->d_name, NULL) < 0)
+			continue;
+		pthread_mutex_lock(&d->lock);
+		known = sandbox_table_get(&d->sandboxes, e->d_name) != NULL;
+		pthread_mutex_unlock(&d->lock);
+		if (known)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->pods_dir, e->d_name);
+		if (rm_rf(path, NULL) == 0)
+			log_info("reconcile: removed the directory of an unknown sandbox", "path=%s", path);
+	}
+	closedir(dir);
+}
+
 int reconcile_on_start(struct daemon *d, struct pp_err *err)
 {
 	struct sandbox_list rows = { 0 };
@@ -134,6 +162,7 @@ int reconcile_on_start(struct daemon *d, struct pp_err *err)
 			break;
 		}
 	}
+	reconcile_pods_dir(d);
 	log_info("state reconciled", "sandboxes=%zu running_restored=%u unfinished=%u", rows.n,
 		 restored, finishing);
 	sandbox_list_free(&rows);
@@ -289,10 +318,15 @@ static void reaper_fire(void *arg)
 
 void reaper_schedule(struct daemon *d, uint64_t delay_ms)
 {
+	uint64_t interval = config_duration_ms(d->cfg, "REAPER_INTERVAL");
+
 	if (!config_bool(d->cfg, "REAPER"))
 		return;
 	if (d->reaper_timer)
 		loop_timer_cancel(d->loop, d->reaper_timer);
-	d->reaper_timer = loop_timer_add(d->loop, delay_ms ? delay_ms : REAPER_FIRST_DELAY_MS,
-					 reaper_fire, d);
+	/* The first pass waits a little (the daemon has just reconciled), never longer than the
+	 * interval itself. */
+	if (!delay_ms)
+		delay_ms = interval && interval < REAPER_FIRST_DELAY_MS ? interval : REAPER_FIRST_DELAY_MS;
+	d->reaper_timer = loop_timer_add(d->loop, delay_ms, reaper_fire, d);
 }

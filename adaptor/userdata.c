@@ -34,6 +34,10 @@ static int userdata_initdata(const struct userdata_input *in, char **ret_owned,
 	*ret_owned = NULL;
 	*ret = NULL;
 	if (userdata_set(in->initdata_toml)) {
+		/* Refused here, at CreateVM, rather than by the VM after it booted. */
+		if (initdata_check_toml(in->initdata_toml, strlen(in->initdata_toml),
+					"annotation io.katacontainers.config.hypervisor.cc_init_data", err) < 0)
+			return -1;
 		if (initdata_encode(in->initdata_toml, strlen(in->initdata_toml), ret_owned, err) < 0)
 			return -1;
 		*ret = *ret_owned;

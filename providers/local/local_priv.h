@@ -30,6 +30,8 @@
 #define LOCAL_COUNTER_FILE "next-ip"
 #define LOCAL_AGENT_SOCKET "agent.sock"
 #define LOCAL_CONSOLE_FILE "console.log"
+#define LOCAL_CONSOLE_READ_MAX (1024 * 1024)   /* console.log read back for an error */
+#define LOCAL_CONSOLE_LINE_MAX 400
 #define LOCAL_DEFAULT_FORWARDER_PORT "15150"
 #define LOCAL_MAX_USER_DATA (64 * 1024)
 #define LOCAL_MAX_META_SIZE (64 * 1024)

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fileutil.h"
 #include "lib/loop.h"
 
 #define SANDBOX_MAX_ARGV (16 + LOCAL_MAX_FORWARDER_ARGS)
@@ -216,6 +217,29 @@ static void sandbox_fds_close(struct sandbox_fds *f)
 }
 
 /* Waits for a direct child; kills its process group on cancel or after timeout_ms. */
+/* The instance directory is removed when its create fails, so the error carries the last line
+ * the failing program printed rather than a path to a file that is about to disappear. */
+static void console_last_line(const char *dir, char *out, size_t size)
+{
+	char path[PATH_MAX];
+	uint8_t *data = NULL;
+	size_t len = 0, end, start;
+
+	snprintf(out, size, "no output");
+	if (snprintf(path, sizeof(path), "%s/%s", dir, LOCAL_CONSOLE_FILE) >= (int)sizeof(path) ||
+	    file_read_all(path, LOCAL_CONSOLE_READ_MAX, &data, &len, NULL) < 0)
+		return;
+	end = len;
+	while (end > 0 && (data[end - 1] == '\n' || data[end - 1] == ' '))
+		end--;
+	start = end;
+	while (start > 0 && data[start - 1] != '\n')
+		start--;
+	if (end > start)
+		snprintf(out, size, "%.*s", (int)(end - start), (const char *)data + start);
+	free(data);
+}
+
 static int sandbox_wait_child(pid_t pid, uint64_t timeout_ms, struct cancel *cancel, int *ret_status,
 			      struct pp_err *err)
 {
@@ -253,6 +277,7 @@ int local_sandbox_provision(const struct local_priv *lp, const char *dir, struct
 	struct sandbox_env env;
 	struct sandbox_fds fds;
 	int status = 0;
+	char last[LOCAL_CONSOLE_LINE_MAX];
 	pid_t pid;
 
 	if (snprintf(root, sizeof(root), "%s/root", dir) >= (int)sizeof(root) ||
@@ -282,11 +307,12 @@ int local_sandbox_provision(const struct local_priv *lp, const char *dir, struct
 		return -1;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	console_last_line(dir, last, sizeof(last));
 	if (WIFSIGNALED(status))
-		return pp_err_set(err, PP_INTERNAL, "%s was killed by signal %d (see %s/%s)",
-				  LOCAL_BIN_USER_DATA, WTERMSIG(status), dir, LOCAL_CONSOLE_FILE);
-	return pp_err_set(err, PP_INTERNAL, "%s exited with status %d (see %s/%s)", LOCAL_BIN_USER_DATA,
-			  WEXITSTATUS(status), dir, LOCAL_CONSOLE_FILE);
+		return pp_err_set(err, PP_INTERNAL, "%s was killed by signal %d: %s", LOCAL_BIN_USER_DATA,
+				  WTERMSIG(status), last);
+	return pp_err_set(err, PP_INVALID_ARGUMENT, "%s exited with status %d: %s", LOCAL_BIN_USER_DATA,
+			  WEXITSTATUS(status), last);
 }
 
 /* ---- start: the double fork ---- */

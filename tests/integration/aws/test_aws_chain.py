@@ -44,6 +44,7 @@ BIN = ""
 AKID, SECRET = fake_ec2.STATIC_AKID, fake_ec2.STATIC_SECRET
 OWNER = "node-chain"
 FAKE_AMI = "ami-0123456789abcdef0"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def reexec_in_netns():
@@ -178,8 +179,13 @@ class ChainBase:
 
     def cleanup(self):
         self.procs.stop_all()
+        reports = [n for n, _ in self.procs.items
+                   if any(m in self.procs.log(n) for m in SANITIZER_MARKS)]
+        texts = {n: self.procs.log(n)[-6000:] for n in reports}
         if os.environ.get("PP_IT_KEEP") != "1":
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if reports:
+            raise AssertionError("sanitizer reports:\n" + "\n".join("%s:\n%s" % kv for kv in texts.items()))
 
     def start_fake(self, extra=()):
         pf = os.path.join(self.tmp, "fake.port")

@@ -434,10 +434,15 @@ static void test_xml_mutations(void **state)
 			struct aws_instance_info in;
 			struct aws_instance_list l = { 0 };
 
+			/* every 7th prefix, then the whole text with one byte changed */
 			memcpy(m, docs[d], len + 1);
-			m[cut] = cut % 2 ? '<' : '\0';
-			aws_xml_run_instances(m, strlen(m), &in, &err);
-			if (aws_xml_describe_instances(m, strlen(m), &l, &err) == 0)
+			aws_xml_run_instances(m, cut, &in, &err);
+			if (aws_xml_describe_instances(m, cut, &l, &err) == 0)
+				aws_instance_list_free(&l);
+			if (cut < len)
+				m[cut] = cut % 2 ? '<' : '\0';
+			aws_xml_run_instances(m, len, &in, &err);
+			if (aws_xml_describe_instances(m, len, &l, &err) == 0)
 				aws_instance_list_free(&l);
 		}
 		free(m);

@@ -317,6 +317,33 @@ static void test_spec_overrides(void **state)
 	assert_true(volume_exists("other-base.qcow2"));
 }
 
+/* LIBVIRT_CONSOLE_LOG_DIR: the serial port logs to <dir>/<name>-console.log; unset, no log. */
+static void test_console_log(void **state)
+{
+	const char *kv[] = { "LIBVIRT_CONSOLE_LOG_DIR", "/var/log/podvm", NULL };
+	struct fixture *f = *state;
+	struct config *cfg = make_config(kv);
+	struct pp_err err = { 0 };
+	struct provider *p = start(cfg, "owner-a", &err);
+	struct instance a, b;
+	char *xml;
+
+	if (!p)
+		fail_msg("provider start: %s", err.msg);
+	create_ok(p, "podvm-c-33330000", "33330000cccc", &a);
+	xml = domain_xml("podvm-c-33330000");
+	assert_non_null(strstr(xml, "<log file='/var/log/podvm/podvm-c-33330000-console.log' append='off'/>"));
+	free(xml);
+	create_ok(f->p, "podvm-d-44440000", "44440000dddd", &b);
+	xml = domain_xml("podvm-d-44440000");
+	assert_null(strstr(xml, "<log "));
+	free(xml);
+	delete_ok(p, a.id, a.name);
+	delete_ok(f->p, b.id, b.name);
+	provider_free(p);
+	config_free(cfg);
+}
+
 static void test_create_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -435,6 +462,7 @@ static void test_init_errors(void **state)
 	const char *cpuset[] = { "LIBVIRT_CPUSET", "0-", NULL };
 	const char *bad_uri[] = { "LIBVIRT_URI", "nosuchdriver:///x", NULL };
 	const char *auto_ok[] = { "DISABLECVM", "false", NULL };
+	const char *console_rel[] = { "LIBVIRT_CONSOLE_LOG_DIR", "logs", NULL };
 	struct config *cfg;
 	struct provider *p;
 	struct pp_err err = { 0 };
@@ -449,6 +477,7 @@ static void test_init_errors(void **state)
 	expect_init_error(bad_ls, PP_INVALID_ARGUMENT, "snp");
 	expect_init_error(cpuset, PP_INVALID_ARGUMENT, "LIBVIRT_CPUSET");
 	expect_init_error(bad_uri, PP_UNAVAILABLE, "nosuchdriver:///x");
+	expect_init_error(console_rel, PP_INVALID_ARGUMENT, "LIBVIRT_CONSOLE_LOG_DIR");
 	/* DISABLECVM=false with no launch type: none on x86_64, and the test driver is fine */
 	cfg = make_config(auto_ok);
 	p = start(cfg, "owner-x", &err);
@@ -491,6 +520,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spec_overrides, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_existing_domain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_volumes, setup, teardown),

@@ -492,7 +492,7 @@ static void test_user_data_failure_leaves_nothing(void **state)
 
 	write_stub(f->bin, "fail-user-data", "");
 	assert_int_equal(local_provider_ops.create_instance(f->p, &req, &inst, &err), -1);
-	assert_non_null(strstr(err.msg, "process-user-data exited with status 3"));
+	assert_non_null(strstr(err.msg, "process-user-data exited with status 3: user-data: refused"));
 	instance_dir(f, req.instance_name, dir, sizeof(dir));
 	assert_int_equal(access(dir, F_OK), -1);
 	assert_int_equal(count_listed(f->p, req.instance_name), 0);
