@@ -13,7 +13,8 @@
  *  - s390x with s390-pv says so with <launchSecurity type='s390-pv'/>, so libvirt refuses a
  *    host without Secure Execution instead of booting an image that cannot run there.
  *  - no dumpCore='on' (upstream has it): a core dump of a pod VM writes its memory to the host.
- *  - domain type qemu (TCG) gets no <cpu> element: host-model means nothing without KVM.
+ *  - domain type qemu (TCG) gets <cpu mode='maximum'>: host-model means nothing without KVM,
+ *    and the default qemu64 model lacks RDRAND, which leaves the guest short of entropy.
  *
  * One idea: a builder that remembers the first allocation failure, so the straight-line
  * construction below needs no error check per node and a failure still cannot produce a
@@ -176,9 +177,15 @@ static void add_features(struct xb *b, xmlNodePtr dom, const struct libvirt_doma
 static void add_cpu(struct xb *b, xmlNodePtr dom, const struct libvirt_domain_def *d)
 {
 	const char *mode = "host-model";
+	xmlNodePtr cpu;
 
-	if (strcmp(d->domain_type, "qemu") == 0)
+	if (strcmp(d->domain_type, "qemu") == 0) {
+		/* everything TCG emulates, RDRAND included: with the default qemu64 model the guest's
+		 * CRNG takes ~1.5 s to initialise and getrandom() (OpenSSL in the forwarder) blocks */
+		cpu = el1(b, dom, "cpu", "mode", "maximum");
+		attr(b, cpu, "check", "none");
 		return;
+	}
 	if (d->arch == LIBVIRT_ARCH_AARCH64 || d->tee == LIBVIRT_TEE_TDX)
 		mode = "host-passthrough";
 	el1(b, dom, "cpu", "mode", mode);
