@@ -17,6 +17,7 @@
 #include "adaptor/daemon.h"
 #include "adaptor/initdata.h"
 #include "adaptor/lifecycle.h"
+#include "adaptor/sandbox_net.h"
 #include "adaptor/store.h"
 #include "adaptor/tls_setup.h"
 #include "lib/fileutil.h"
@@ -169,6 +170,7 @@ int daemon_init(struct daemon *d, struct config *cfg, const struct provider_ops 
 	    copy_opt(d->forwarder_port, sizeof(d->forwarder_port), cfg, "FORWARDER_PORT", err) < 0)
 		return -1;
 	d->proxy_timeout_ms = config_duration_ms(cfg, "PROXY_TIMEOUT");
+	sandbox_net_init(d);
 	if (daemon_owner(d, err) < 0 || daemon_check_paths(d, err) < 0 || daemon_check_options(d, err) < 0)
 		return -1;
 	if (mkdir_p(d->state_dir, 0700, err) < 0 || mkdir_p(d->pods_dir, 0755, err) < 0)

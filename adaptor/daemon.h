@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "adaptor/podnet_worker.h"
 #include "adaptor/provider.h"
 #include "adaptor/sandbox_table.h"
 #include "lib/config.h"
@@ -45,6 +46,8 @@ struct daemon {
 	char socket_path[256];           /* [const] */
 	char forwarder_port[16];         /* [const] */
 	uint64_t proxy_timeout_ms;       /* [const] */
+	struct podnet_worker_opts net_opts;  /* [const] pod networking (sandbox_net.c) */
+	char net_cidrs[1024];            /* [const] POD_SUBNET_CIDRS joined, for net_opts */
 
 	pthread_mutex_t lock;
 	struct sandbox_table sandboxes;  /* [lock] */

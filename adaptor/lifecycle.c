@@ -22,6 +22,7 @@
 #include "adaptor/naming.h"
 #include "adaptor/proxy.h"
 #include "adaptor/sandbox_db.h"
+#include "adaptor/sandbox_net.h"
 #include "adaptor/vmconfig.h"
 #include "lib/fileutil.h"
 #include "lib/log.h"
@@ -117,8 +118,6 @@ static void create_job_run(void *arg)
 	char dir[2 * SANDBOX_PATH_MAX];
 	bool exists;
 
-	if (create_fill(d, sb, j->req, &ann, &err) < 0)
-		goto fail;
 	pthread_mutex_lock(&d->lock);
 	exists = sandbox_table_get(&d->sandboxes, sb->id) != NULL;
 	pthread_mutex_unlock(&d->lock);
@@ -126,12 +125,17 @@ static void create_job_run(void *arg)
 		pp_err_set(&err, PP_ALREADY_EXISTS, "adding sandbox: sandbox %s already exists", sb->id);
 		goto fail;
 	}
-	if (sandbox_db_insert(d, sb, &err) < 0)
-		goto fail;
+	if (create_fill(d, sb, j->req, &ann, &err) < 0)
+		goto fail_net;
+	if (sandbox_db_insert(d, sb, &err) < 0) {
+		if (err.code == PP_ALREADY_EXISTS)
+			goto fail;   /* the index belongs to the sandbox that exists */
+		goto fail_net;
+	}
 	snprintf(dir, sizeof(dir), "%s/%s", d->pods_dir, sb->id);
 	if (mkdir_p(dir, 0700, &err) < 0) {
 		sandbox_db_remove(d, sb->id, NULL);
-		goto fail;
+		goto fail_net;
 	}
 	pthread_mutex_lock(&d->lock);
 	if (sandbox_table_add(&d->sandboxes, sb) < 0) {
@@ -153,6 +157,9 @@ static void create_job_run(void *arg)
 	}
 	sb = NULL;
 	goto out;
+fail_net:
+	if (sb->net_info)
+		store_vxlan_release(d->store, sb->id, NULL);
 fail:
 	log_warn("CreateVM failed", "sandbox=%s code=%s error=\"%s\"", j->req->id,
 		 pp_code_name(err.code), err.msg);
@@ -223,6 +230,8 @@ static void start_job_run(void *arg)
 		pp_err_set(&j->err, PP_UNAVAILABLE, "instance IP is not available");
 		goto fail;
 	}
+	if (sandbox_net_setup(d, sb, &j->err) < 0)
+		goto fail;
 	loop_post(d->loop, start_proxy, j);
 	daemon_job_end(d);
 	return;
@@ -379,6 +388,7 @@ static void start_cleanup_run(void *arg)
 		else
 			log_info("instance of a failed StartVM deleted", "sandbox=%s instance=%s", sb->id,
 				 sb->instance_name);
+		sandbox_net_teardown(d, sb);
 	} else if (j->attempted) {
 		log_warn("instance of a failed StartVM kept for inspection (KEEP_FAILED_VMS)",
 			 "sandbox=%s instance=%s id=%s", sb->id, sb->instance_name, sb->instance_id);
@@ -488,6 +498,8 @@ static void stop_job_run(void *arg)
 		log_info("instance deleted", "sandbox=%s instance=%s id=%s ms=%llu", sb->id,
 			 sb->instance_name, sb->instance_id, (unsigned long long)(pp_now_ms() - t0));
 	}
+	if (!keep)
+		sandbox_net_teardown(d, sb);
 	daemon_crash_point("stop:after-delete");
 	if (keep) {
 		/* Developer mode: the failed VM stays, and so does its row (as "failed"), so that

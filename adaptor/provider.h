@@ -79,6 +79,8 @@ struct provider_ops {
 	const char *name;                          /* "aws", "local", ... (mandatory) */
 	const struct config_option *options;       /* the driver's options table (may be NULL) */
 	size_t max_user_data;                      /* bytes of user-data text; 0 = no limit */
+	/* Instances share the node's network (local processes): no pod network tunnel. */
+	bool shares_node_network;
 	/* Reads options (provider_config), makes start-up calls, sets private state. (mandatory) */
 	int (*init)(struct provider *p, struct pp_err *err);
 	/* CLOUD_CONFIG_VERIFY: a real check of credentials and settings (optional). */

@@ -22,6 +22,7 @@
 #include "adaptor/daemon.h"
 #include "adaptor/lifecycle.h"
 #include "adaptor/sandbox_db.h"
+#include "adaptor/sandbox_net.h"
 #include "lib/fileutil.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -65,6 +66,8 @@ static void finish_run(void *arg)
 
 	rc = provider_get_ops(d->provider)->delete_instance(d->provider, sb->instance_id,
 							    sb->instance_name, d->shutdown, &err);
+	if (rc == 0)
+		sandbox_net_teardown(d, sb);
 	if (rc < 0) {
 		log_error("reconcile: deleting an instance failed; the reaper will retry",
 			  "sandbox=%s instance=%s error=\"%s\"", sb->id, sb->instance_name, err.msg);
@@ -150,6 +153,7 @@ int reconcile_on_start(struct daemon *d, struct pp_err *err)
 		pthread_mutex_unlock(&d->lock);
 		switch (row->state) {
 		case SANDBOX_RUNNING:
+			sandbox_net_reconcile(d, sb);
 			lifecycle_restore_proxy(d, sb);
 			restored++;
 			break;
@@ -163,6 +167,14 @@ int reconcile_on_start(struct daemon *d, struct pp_err *err)
 		}
 	}
 	reconcile_pods_dir(d);
+	{
+		int64_t pruned = 0;
+
+		/* indexes held by sandboxes that no longer have a row */
+		if (store_vxlan_prune(d->store, &pruned, NULL) == 0 && pruned > 0)
+			log_info("reconcile: released VXLAN indexes of vanished sandboxes", "count=%lld",
+				 (long long)pruned);
+	}
 	log_info("state reconciled", "sandboxes=%zu running_restored=%u unfinished=%u", rows.n,
 		 restored, finishing);
 	sandbox_list_free(&rows);

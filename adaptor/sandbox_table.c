@@ -164,6 +164,10 @@ void sandbox_free(struct sandbox *s)
 	if (!s)
 		return;
 	free(s->user_data);
+	if (s->net_info) {
+		podnet_info_clear(s->net_info);
+		free(s->net_info);
+	}
 	cancel_unref(s->start_cancel);
 	free(s);
 }

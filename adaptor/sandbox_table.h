@@ -13,6 +13,7 @@
 
 #include "adaptor/provider.h"
 #include "adaptor/store.h"
+#include "podnet/podnet.h"
 #include "lib/cancel.h"
 #include "lib/ttrpc.h"
 
@@ -40,6 +41,7 @@ struct sandbox {
 	char *user_data;                       /* rendered at CreateVM; NULL after a restart */
 	size_t user_data_len;
 	uint64_t started_ms;                   /* pp_now_ms() when StartVM began */
+	struct podnet_info *net_info;          /* pod netns as inspected; NULL = not yet / none */
 
 	/* [loop] */
 	struct agent_proxy *proxy;

@@ -6,22 +6,29 @@
 
 #include "adaptor/apf_json.h"
 #include "adaptor/sandbox_db.h"
+#include "adaptor/sandbox_net.h"
 #include "adaptor/tls_setup.h"
 #include "adaptor/userdata.h"
 #include "lib/pki.h"
 
-int vmconfig_render(struct daemon *d, const struct sandbox *sb, const struct pod_annotations *ann,
+int vmconfig_render(struct daemon *d, struct sandbox *sb, const struct pod_annotations *ann,
 		    char **ret_text, size_t *ret_len, struct pp_err *err)
 {
 	struct apf_config apf = { 0 };
 	struct userdata_input in = { 0 };
 	struct pki_pem server = { 0 };
+	struct podnet_apf net = { 0 };
+	bool has_net = false;
 	const struct provider_ops *ops = provider_get_ops(d->provider);
 	char *apf_text = NULL;
 	int rc = -1;
 
 	apf.pod_namespace = sb->pod_namespace;
 	apf.pod_name = sb->pod_name;
+	if (sandbox_net_prepare(d, sb, &net, &has_net, err) < 0)
+		goto out;
+	if (has_net)
+		apf.pod_network = &net.pn;
 	if (d->tls) {
 		if (tls_setup_issue_vm(d->tls, sb->instance_name, &server, err) < 0)
 			goto out;
@@ -48,6 +55,8 @@ out:
 		free(apf_text);
 	}
 	pki_pem_free(&server);
+	if (has_net)
+		podnet_apf_clear(&net);
 	return rc;
 }
 

@@ -9,7 +9,8 @@
 #include "adaptor/annotations.h"
 #include "adaptor/daemon.h"
 
-int vmconfig_render(struct daemon *d, const struct sandbox *sb, const struct pod_annotations *ann,
+/* Also inspects the pod network (sandbox_net_prepare), which it keeps on sb. */
+int vmconfig_render(struct daemon *d, struct sandbox *sb, const struct pod_annotations *ann,
 		    char **ret_text, size_t *ret_len, struct pp_err *err);
 /* After a restart: the user-data rendered at CreateVM, from the state dir. */
 int vmconfig_load(struct daemon *d, const struct sandbox *sb, char **ret_text, size_t *ret_len,

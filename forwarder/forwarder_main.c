@@ -18,6 +18,7 @@
 
 #include "forwarder/apf_config.h"
 #include "forwarder/forwarder.h"
+#include "forwarder/podnet_vm.h"
 #include "lib/fileutil.h"
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -350,12 +351,17 @@ int main(int argc, char **argv)
 	struct pp_err err = { 0 };
 	char q[PP_ERR_MSG_MAX];
 	SSL_CTX *tls = NULL;
+	struct podnet_info net = { 0 };
+	struct podnet_vm_opts net_opts = { 0 };
+	bool net_up = false;
 	int rc;
 
 	log_init("forwarder", 2);
 	rc = fwd_flags_parse(argc, argv, &fl);
 	if (rc != FLAGS_RUN)
 		return rc;
+	net_opts.podns_path = fl.pod_namespace;
+	net_opts.host_interface = fl.host_interface && *fl.host_interface ? fl.host_interface : NULL;
 	if (fl.version) {
 		printf("%s version %s\n", PROG, PP_VERSION);
 		return EXIT_SUCCESS;
@@ -370,9 +376,23 @@ int main(int argc, char **argv)
 		apf_config_free(apf);
 		return EXIT_FAILURE;
 	}
-	apf_config_free(apf);   /* pod-network: parsed and checked, set up by a later change */
+	/* The pod network comes up before the forwarder listens (upstream's order): the agent's
+	 * containers need it. An empty tunnel-type means none (a process sandbox). */
+	if (apf->has_pod_network && apf->pod_network.tunnel_type && *apf->pod_network.tunnel_type &&
+	    (podnet_vm_info(&apf->pod_network, &net, &err) < 0 ||
+	     podnet_vm_setup(&net_opts, &apf->pod_network, &net_up, &err) < 0)) {
+		log_error("pod network set-up failed", "error=%s", log_quote(q, sizeof(q), err.msg));
+		podnet_info_clear(&net);
+		apf_config_free(apf);
+		SSL_CTX_free(tls);
+		return EXIT_FAILURE;
+	}
+	apf_config_free(apf);
 	rc = fwd_run(&fl, tls, &err);
 	SSL_CTX_free(tls);
+	if (net_up && podnet_vm_teardown(&net_opts, &net, &err) < 0)
+		log_warn("pod network teardown failed", "error=%s", log_quote(q, sizeof(q), err.msg));
+	podnet_info_clear(&net);
 	if (rc < 0) {
 		log_error("forwarder failed", "error=%s", log_quote(q, sizeof(q), err.msg));
 		return EXIT_FAILURE;

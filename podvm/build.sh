@@ -40,9 +40,10 @@ out=$(cd "$out" && pwd)
 
 PROGRAMS=(process-user-data agent-protocol-forwarder mock-agent)
 # What the domain the libvirt provider defines needs (q35: AHCI for the SATA CD and disk, a
-# virtio NIC), plus IDE, virtio-scsi/blk and e1000 so other machine types and buses boot too.
+# virtio NIC), plus IDE and virtio-scsi/blk so other machine types and CD buses boot too (no
+# e1000: the provider's NIC is always virtio, and every MiB of initramfs costs ~0.1 s under TCG).
 # Their dependencies are added from the modules' own `depends=`.
-MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e ata_piix ahci sr_mod isofs)
+MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi ata_piix ahci sr_mod isofs)
 CMDLINE="console=ttyS0 panic=-1 quiet cryptomgr.notests"
 BUSYBOX=/bin/busybox
 
@@ -118,7 +119,7 @@ copy_modules() {
 			queue+=("$dep")
 		done
 	done
-	cp "$src/modules.builtin" "$src/modules.order" "$dst/" 2>/dev/null || true
+	cp "$src/modules.builtin" "$dst/" 2>/dev/null || true
 }
 
 kernel_build() {

@@ -10,6 +10,8 @@ PACKAGES=(
   zlib1g-dev libyaml-dev libcmocka-dev
   sqlite3 iproute2 procps python3
   libvirt-dev libvirt-clients libisofs-dev genisoimage
+  libnl-3-dev libnl-route-3-dev iptables iputils-ping
+  python3-botocore
 )
 
 missing=()

@@ -351,7 +351,7 @@ int azure_lro_wait(struct azure_arm *arm, const char *what, const char *url, boo
 	uint64_t deadline = pp_monotonic_ms() + arm->conf->op_timeout_ms;
 	struct azure_result r = { HTTP_RESPONSE_INIT, 0 };
 	char poll_url[AZURE_URL_MAX];
-	struct lro l;
+	struct lro l = { LRO_ASYNC, NULL, 0 };
 	int rc = lro_start(arm, what, url, is_put, first, &l, err);
 
 	if (rc != 0)

@@ -374,6 +374,8 @@ struct lv_create {
 	uint8_t measure[LIBVIRT_MEASURE_MAX];
 	size_t measure_len;
 	struct libvirt_base_info base;
+	/* where the time went (ms), logged with "libvirt domain started" */
+	uint64_t volumes_ms, upload_ms, define_ms, boot_ms, ip_ms;
 };
 
 static void lv_create_free(struct lv_create *cr)
@@ -444,6 +446,7 @@ static int lv_create_volumes(const struct libvirt_priv *lp, virConnectPtr c,
 {
 	const char *image = req->spec.image && req->spec.image[0] ? req->spec.image : lp->conf.base_volume;
 	const char *name = req->instance_name;
+	uint64_t t0 = pp_monotonic_ms(), t1;
 
 	if (libvirt_pool_open(c, lp->conf.pool, req->cancel, &cr->pool, err) < 0 ||
 	    libvirt_base_lookup(cr->pool, lp->conf.pool, image, &cr->base, err) < 0 ||
@@ -452,10 +455,14 @@ static int lv_create_volumes(const struct libvirt_priv *lp, virConnectPtr c,
 	    libvirt_root_create(cr->pool, name, lp->conf.root_disk_bytes, &cr->base, cr->root_path,
 				sizeof(cr->root_path), err) < 0 ||
 	    libvirt_cidata_build(req->user_data, req->user_data_len, name, name, &cr->iso,
-				 &cr->iso_len, err) < 0 ||
-	    libvirt_cidata_create(c, cr->pool, name, cr->iso, cr->iso_len, req->cancel, cr->cidata_path,
+				 &cr->iso_len, err) < 0)
+		return -1;
+	t1 = pp_monotonic_ms();
+	if (libvirt_cidata_create(c, cr->pool, name, cr->iso, cr->iso_len, req->cancel, cr->cidata_path,
 				  sizeof(cr->cidata_path), err) < 0)
 		return -1;
+	cr->upload_ms = pp_monotonic_ms() - t1;
+	cr->volumes_ms = pp_monotonic_ms() - t0;
 	return 0;
 }
 
@@ -464,6 +471,7 @@ static int lv_create_domain(const struct provider *p, virConnectPtr c,
 {
 	const struct libvirt_priv *lp = lv_get(p);
 	struct libvirt_domain_def d;
+	uint64_t t0 = pp_monotonic_ms(), t1;
 
 	if (lp->conf.console_log_dir[0] &&
 	    snprintf(cr->console_log, sizeof(cr->console_log), "%s/%s" LIBVIRT_CONSOLE_SUFFIX,
@@ -479,8 +487,11 @@ static int lv_create_domain(const struct provider *p, virConnectPtr c,
 		return libvirt_err(err, libvirt_last_code() == VIR_ERR_XML_ERROR ||
 				   libvirt_last_code() == VIR_ERR_CONFIG_UNSUPPORTED ? PP_FAILED_PRECONDITION :
 				   PP_UNAVAILABLE, "defining domain %s", d.name);
+	t1 = pp_monotonic_ms();
 	if (virDomainCreate(cr->dom) < 0)
 		return libvirt_err(err, PP_UNAVAILABLE, "starting domain %s", d.name);
+	cr->define_ms = t1 - t0;
+	cr->boot_ms = pp_monotonic_ms() - t1;
 	return 0;
 }
 
@@ -514,11 +525,17 @@ static int lv_create(struct provider *p, const struct create_request *req, struc
 	}
 	if (lv_measure(lp, req, &cr, err) < 0)
 		goto fail_early;
-	if (lv_create_volumes(lp, c, req, &cr, err) < 0 || lv_create_domain(p, c, req, &cr, err) < 0 ||
-	    lv_instance_fill(lp, cr.dom, req->instance_name, req->cancel, ret, err) < 0)
+	if (lv_create_volumes(lp, c, req, &cr, err) < 0 || lv_create_domain(p, c, req, &cr, err) < 0)
 		goto fail;
-	log_info("libvirt domain started", "instance=%s id=%s ip=%s launch_security=%s",
-		 ret->name, ret->id, ret->ips[0], libvirt_tee_name(lp->tee));
+	cr.ip_ms = pp_monotonic_ms();
+	if (lv_instance_fill(lp, cr.dom, req->instance_name, req->cancel, ret, err) < 0)
+		goto fail;
+	cr.ip_ms = pp_monotonic_ms() - cr.ip_ms;
+	log_info("libvirt domain started", "instance=%s id=%s ip=%s launch_security=%s volumes_ms=%llu "
+		 "upload_ms=%llu define_ms=%llu start_ms=%llu ip_ms=%llu", ret->name, ret->id, ret->ips[0],
+		 libvirt_tee_name(lp->tee), (unsigned long long)cr.volumes_ms,
+		 (unsigned long long)cr.upload_ms, (unsigned long long)cr.define_ms,
+		 (unsigned long long)cr.boot_ms, (unsigned long long)cr.ip_ms);
 	lv_create_free(&cr);
 	libvirt_conn_put(c);
 	return 0;

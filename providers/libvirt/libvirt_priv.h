@@ -47,7 +47,7 @@
 #define LIBVIRT_MAX_ROOT_DISK_GIB (1024 * 1024)   /* 1 PiB: keeps GiB -> bytes far from overflow */
 #define LIBVIRT_MAX_VCPUS 4096
 #define LIBVIRT_MAX_MEMORY_MIB (16LL * 1024 * 1024)
-#define LIBVIRT_IP_POLL_MS 1000
+#define LIBVIRT_IP_POLL_MS 250      /* a lease shows up ~0.3 s before the forwarder listens */
 #define LIBVIRT_REFRESH_TRIES 10
 #define LIBVIRT_REFRESH_RETRY_MS 1000
 #define LIBVIRT_UPLOAD_CHUNK (64 * 1024)

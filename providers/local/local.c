@@ -377,6 +377,7 @@ const struct provider_ops local_provider_ops = {
 	.name = "local",
 	.options = local_options,
 	.max_user_data = LOCAL_MAX_USER_DATA,
+	.shares_node_network = true,   /* a process sandbox has no network of its own */
 	.init = local_init,
 	.check = local_check,
 	.create_instance = local_create,

@@ -451,6 +451,9 @@ class Handler(BaseHTTPRequestHandler):
                 if e.status == 400 or e.code == "FakeRefused":
                     f.refusals.append("%s %s: %s" % (method, url.path, e.message))
                 entry["refused"] = e.message
+            if url.path.endswith("/oauth2/v2.0/token") or url.path == "/metadata/identity/oauth2/token":
+                # Entra ID and IMDS answer errors in the OAuth2 shape, not ARM's
+                return self.send(e.status, {"error": e.code, "error_description": e.message}, e.headers)
             return self.send(e.status, {"error": {"code": e.code, "message": e.message}}, e.headers)
         entry["status"] = status
         self.send(status, rbody, headers)

@@ -178,12 +178,15 @@ class ChainBase:
         self.ec2 = Ec2(self.url)
 
     def cleanup(self):
-        self.procs.stop_all()
-        reports = [n for n, _ in self.procs.items
-                   if any(m in self.procs.log(n) for m in SANITIZER_MARKS)]
-        texts = {n: self.procs.log(n)[-6000:] for n in reports}
-        if os.environ.get("PP_IT_KEEP") != "1":
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        texts = {}
+        try:
+            self.procs.stop_all()
+            texts = {n: self.procs.log(n)[-6000:] for n, _ in self.procs.items
+                     if any(m in self.procs.log(n) for m in SANITIZER_MARKS)}
+        finally:
+            if os.environ.get("PP_IT_KEEP") != "1":
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = list(texts)
         if reports:
             raise AssertionError("sanitizer reports:\n" + "\n".join("%s:\n%s" % kv for kv in texts.items()))
 

@@ -41,7 +41,8 @@ if command -v openssl >/dev/null 2>&1; then
 	expect 1 'together with -tls-skip-verify' -config "$d/plain.json" -ca-cert-file "$d/ca.crt" \
 		-tls-skip-verify -listen 127.0.0.1:0
 fi
-# DESIGN idea 5: the forwarder links few libraries (no libcurl, sqlite, libxml2, libyaml)
+# DESIGN idea 5: the forwarder links few libraries (libc, OpenSSL, jansson, protobuf-c, and
+# libnl for the pod network; no libcurl, sqlite, libxml2, libyaml)
 if command -v ldd >/dev/null 2>&1; then
 	ldd "$fwd" >"$d/err" 2>&1 || fail "ldd"
 	if grep -E 'libcurl|libsqlite|libxml2|libyaml' "$d/err"; then fail "forwarder links too much"; fi

@@ -14,12 +14,18 @@ in the namespace (`netns_cmd`). No packet leaves it (podvm-boot-notes.md, "Netwo
 `LibvirtHost.down()` undoes everything in reverse order and returns what it had to clean up by
 force; `leftovers()` lists processes still in the namespace (libvirtd, virtlogd, dnsmasq, qemu).
 """
+import datetime
 import os
+import re
+import sys
 import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 QEMU = "/usr/bin/qemu-system-x86_64"
 LIBVIRTD = "/usr/sbin/libvirtd"
 VIRTLOGD = "/usr/sbin/virtlogd"
@@ -114,6 +120,42 @@ def procs_in_netns(inode):
     return found
 
 
+def make_workdir():
+    """A short directory for one host (the libvirt socket path must stay short), named after
+    this process so that reap_stale can tell whether its owner is gone."""
+    return tempfile.mkdtemp(prefix="ppvm.%d." % os.getpid(), dir="/tmp")
+
+
+def reap_stale():
+    """Removes what an earlier run that was killed (a test timeout's SIGKILL) left behind: the
+    namespaces ppvm-<pid> and directories /tmp/ppvm.<pid>.* of processes that no longer exist,
+    and every process still in such a namespace. Returns what was removed."""
+    removed = []
+    try:
+        names = os.listdir("/run/netns")
+    except OSError:
+        names = []
+    for n in names:
+        tag = n[len("ppvm-"):]
+        if not n.startswith("ppvm-") or not tag.isdigit() or os.path.exists("/proc/" + tag):
+            continue
+        for pid, comm in procs_in_netns(_netns_inode(n)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                removed.append("process %d (%s)" % (pid, comm))
+            except ProcessLookupError:
+                pass
+        _run(["ip", "netns", "del", n], check=False)
+        removed.append("netns " + n)
+    for d in os.listdir("/tmp"):
+        parts = d.split(".")
+        if len(parts) == 3 and parts[0] == "ppvm" and parts[1].isdigit() and \
+                not os.path.exists("/proc/" + parts[1]):
+            shutil.rmtree(os.path.join("/tmp", d), ignore_errors=True)
+            removed.append("dir /tmp/" + d)
+    return removed
+
+
 class LibvirtHost:
     """libvirtd + virtlogd + a network + a pool, private to one directory and one namespace."""
 
@@ -158,6 +200,8 @@ class LibvirtHost:
         self._write("net.xml", NETWORK_XML % {"name": NET_NAME, "bridge": self.bridge, "subnet": SUBNET})
 
     def _start_daemons(self):
+        """pid1.py as PID 1 of a new PID and mount namespace inside the network namespace: it
+        bind-mounts nothing itself; the shell before it makes the private directories."""
         d = self.dir
         binds = [("etc", "/etc/libvirt"), ("run", "/run/libvirt"), ("lib", "/var/lib/libvirt"),
                  ("log", "/var/log/libvirt")]
@@ -165,14 +209,15 @@ class LibvirtHost:
         for src, dst in binds:
             script.append("mkdir -p %s && mount --bind %s/%s %s" % (dst, d, src, dst))
         script.append("mkdir -p /var/cache/libvirt && mount --bind %s /var/cache/libvirt" % self.cache)
-        script.append("%s -f /etc/libvirt/virtlogd.conf >%s/virtlogd.log 2>&1 & echo $! >%s/virtlogd.pid"
-                      % (VIRTLOGD, d, d))
-        script.append("exec %s -f /etc/libvirt/libvirtd.conf" % LIBVIRTD)
-        log = open(os.path.join(d, "libvirtd.log"), "w")
+        script.append('exec "$@"')
+        argv = [sys.executable, os.path.join(HERE, "pid1.py"), d, "--",
+                VIRTLOGD, "-f", "/etc/libvirt/virtlogd.conf", "--", LIBVIRTD, "-f", "/etc/libvirt/libvirtd.conf"]
         self.libvirtd = subprocess.Popen(
-            self.netns_cmd(["unshare", "-m", "--propagation", "private", "sh", "-c", "\n".join(script)]),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+            self.netns_cmd(["unshare", "-m", "--propagation", "private", "-p", "--fork",
+                            "--kill-child=SIGTERM", "--mount-proc",
+                            "sh", "-c", "\n".join(script), "sh"] + argv),
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "pid1.log"), "w"),
+            stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
         while True:
             if self.libvirtd.poll() is not None:
@@ -230,12 +275,14 @@ class LibvirtHost:
         return procs_in_netns(self.netns_inode)
 
     # ---- down
-    def _virtlogd_pid(self):
+    @staticmethod
+    def _child_of(pid):
         try:
-            with open(os.path.join(self.dir, "virtlogd.pid")) as f:
-                return int(f.read().strip() or 0)
-        except (OSError, ValueError):
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                kids = f.read().split()
+        except OSError:
             return 0
+        return int(kids[0]) if kids else 0
 
     def _alive(self, pid):
         return any(p == pid for p, _ in self.leftovers())
@@ -275,10 +322,11 @@ class LibvirtHost:
             for net in self.networks():
                 self.virsh("net-destroy", net, check=False)     # stops its dnsmasq
             self.virsh("pool-destroy", POOL_NAME, check=False)
-            self._stop(self.libvirtd.pid, self.libvirtd)
-        vl = self._virtlogd_pid()
-        if vl:
-            self._stop(vl)
+        if self.libvirtd is not None and self.libvirtd.poll() is None:
+            # pid1.py (unshare's child) stops libvirtd, then virtlogd; unshare exits after it
+            pid1 = self._child_of(self.libvirtd.pid)
+            self._stop(pid1 or self.libvirtd.pid, None, timeout=20)
+            self._stop(self.libvirtd.pid, self.libvirtd, timeout=5)
         for pid, comm in self.leftovers():
             forced.append("process %d (%s)" % (pid, comm))
             try:
@@ -294,3 +342,58 @@ class LibvirtHost:
 
     def remove_dir(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- reading the daemon's log and the VM's console (test, demo, bench)
+
+# /init's console lines (podvm/init), in boot order
+CONSOLE_MARKS = {"init": "podvm: init started", "modules": "podvm: modules loaded",
+                 "cidata": "podvm: cidata mounted", "userdata": "podvm: user-data provisioned",
+                 "network": "podvm: network up", "agent": "podvm: agent started",
+                 "ready": "PODVM READY"}
+
+
+def log_time(line):
+    """The time= of a logfmt line, in seconds since the epoch (UTC); None when absent."""
+    m = re.search(r"time=(\S+)", line or "")
+    if not m:
+        return None
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def log_line(log, msg, key=None, value=None):
+    """The first line of log with msg (and key=value, when given)."""
+    for line in log.splitlines():
+        if 'msg="%s"' % msg in line and (key is None or "%s=%s" % (key, value) in line):
+            return line
+    return None
+
+
+def log_fields(line):
+    return dict(re.findall(r"(\w+)=(\S+)", line or ""))
+
+
+class ConsoleWatch(threading.Thread):
+    """Polls a console log file every 5 ms and notes, for each of CONSOLE_MARKS, the host time
+    it first appeared (`seen`) and the guest's own uptime printed with it (`guest`)."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path, self.seen, self.guest, self.stop = path, {}, {}, False
+
+    def run(self):
+        while not self.stop and "ready" not in self.seen:
+            try:
+                with open(self.path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                text = ""
+            now = time.time()
+            for k, mark in CONSOLE_MARKS.items():
+                if k not in self.seen and mark in text:
+                    self.seen[k] = now
+                    m = re.search(re.escape(mark) + r"[^\n]* t=([0-9.]+)", text)
+                    if m:
+                        self.guest[k] = float(m.group(1))
+            time.sleep(0.005)

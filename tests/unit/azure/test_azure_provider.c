@@ -15,7 +15,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,17 @@ static void fake_start(struct fake *f, const char *config)
 	argv[4] = "--config";
 	argv[5] = (char *)(config ? config : "{}");
 	argv[6] = NULL;
-	assert_int_equal(posix_spawn(&f->pid, PP_PYTHON3, NULL, NULL, argv, environ), 0);
+	f->pid = fork();
+	assert_true(f->pid >= 0);
+	if (f->pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execv(PP_PYTHON3, argv);
+		_exit(127);
+	}
 	for (int i = 0; i < 200 && file_read_all(port_file, 64, &data, &len, NULL) < 0; i++)
 		usleep(25000);
 	assert_non_null(data);
@@ -225,22 +236,45 @@ static int prov_start(struct env *e, const char *owner, struct pp_err *err)
 	return provider_start(e->p, err);
 }
 
-static void env_up(struct env *e, const char *fake_config)
+/* The one live env, for the teardown after a failed assertion (cmocka longjmps out). */
+static struct env *g_env;
+
+static struct env *env_new(void)
+{
+	g_env = calloc(1, sizeof(*g_env));
+	assert_non_null(g_env);
+	return g_env;
+}
+
+static struct env *env_up(const char *fake_config)
 {
 	struct pp_err err = { 0 };
+	struct env *e = env_new();
 
-	memset(e, 0, sizeof(*e));
 	fake_start(&e->fk, fake_config);
 	e->cfg = cfg_new(&e->fk);
 	if (prov_start(e, OWNER, &err) < 0)
 		fail_msg("provider start: %s", err.msg);
+	return e;
 }
 
 static void env_down(struct env *e)
 {
+	if (!e)
+		return;
 	provider_free(e->p);
 	config_free(e->cfg);
-	fake_stop(&e->fk);
+	if (e->fk.pid > 0)
+		fake_stop(&e->fk);
+	free(e);
+	g_env = NULL;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	env_down(g_env);
+	return 0;
 }
 
 static const struct provider_ops *ops(void)
@@ -287,7 +321,7 @@ static void create_ok(struct env *e, const char *sid, struct instance *inst)
 
 static void test_create_list_delete(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
@@ -296,8 +330,8 @@ static void test_create_list_delete(void **state)
 	size_t len;
 
 	(void)state;
-	env_up(&e, NULL);
-	create_ok(&e, "aaaa1111bbbb", &inst);
+	e = env_up(NULL);
+	create_ok(e, "aaaa1111bbbb", &inst);
 	assert_string_equal(inst.name, "podvm-nginx-aaaa1111");
 	assert_string_equal(inst.id, "/subscriptions/sub-1/resourceGroups/rg-1/providers/"
 			    "Microsoft.Compute/virtualMachines/podvm-nginx-aaaa1111");
@@ -305,7 +339,7 @@ static void test_create_list_delete(void **state)
 	assert_true(strncmp(inst.ips[0], "10.0.0.", 7) == 0);
 
 	/* what ARM holds: the VM (succeeded, tagged), its NIC and OS disk; the user-data we sent */
-	st = fake_state(&e.fk);
+	st = fake_state(&e->fk);
 	vm = json_object_get(json_object_get(st, "resources"), "/subscriptions/sub-1/resourcegroups/rg-1/"
 			     "providers/microsoft.compute/virtualmachines/podvm-nginx-aaaa1111");
 	assert_non_null(vm);
@@ -322,38 +356,38 @@ static void test_create_list_delete(void **state)
 	assert_string_equal((char *)text, USER_DATA);
 	free(text);
 	json_decref(st);
-	assert_int_equal(fake_count(&e.fk, NULL), 3);   /* VM, NIC, disk */
+	assert_int_equal(fake_count(&e->fk, NULL), 3);   /* VM, NIC, disk */
 
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
 	assert_int_equal((int)l.n, 1);
 	assert_string_equal(l.items[0].id, inst.id);
 	assert_string_equal(l.items[0].sandbox_id, "aaaa1111bbbb");
 	assert_true(l.items[0].created_unix > 1700000000);
 	owned_instance_list_free(&l);
 
-	assert_int_equal(ops()->delete_instance(e.p, inst.id, inst.name, NULL, &err), 0);
-	assert_int_equal(fake_count(&e.fk, NULL), 0);   /* cascade: NIC and disk went with the VM */
+	assert_int_equal(ops()->delete_instance(e->p, inst.id, inst.name, NULL, &err), 0);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);   /* cascade: NIC and disk went with the VM */
 	/* already gone: success, twice */
-	assert_int_equal(ops()->delete_instance(e.p, inst.id, inst.name, NULL, &err), 0);
-	assert_int_equal(ops()->delete_instance(e.p, "", inst.name, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 1);   /* one token, cached */
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(ops()->delete_instance(e->p, inst.id, inst.name, NULL, &err), 0);
+	assert_int_equal(ops()->delete_instance(e->p, "", inst.name, NULL, &err), 0);
+	assert_int_equal(fake_tokens(&e->fk), 1);   /* one token, cached */
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void lro_mode_case(const char *config)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 
-	env_up(&e, config);
-	create_ok(&e, "bbbb2222", &inst);
-	assert_int_equal(fake_count(&e.fk, "Microsoft.Compute/virtualMachines"), 1);
-	assert_int_equal(ops()->delete_instance(e.p, inst.id, "", NULL, &err), 0);
-	assert_int_equal(fake_count(&e.fk, NULL), 0);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	e = env_up(config);
+	create_ok(e, "bbbb2222", &inst);
+	assert_int_equal(fake_count(&e->fk, "Microsoft.Compute/virtualMachines"), 1);
+	assert_int_equal(ops()->delete_instance(e->p, inst.id, "", NULL, &err), 0);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_lro_styles(void **state)
@@ -367,141 +401,141 @@ static void test_lro_styles(void **state)
 
 static void test_retry_after_honoured(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	uint64_t t0;
 
 	(void)state;
-	env_up(&e, "{\"lro_polls\": 1, \"retry_after\": \"1\"}");
+	e = env_up("{\"lro_polls\": 1, \"retry_after\": \"1\"}");
 	t0 = pp_monotonic_ms();
-	create_ok(&e, "cccc3333", &inst);
+	create_ok(e, "cccc3333", &inst);
 	/* the PUT's Retry-After: 1 and the one InProgress poll's Retry-After: 1 */
 	assert_true(pp_monotonic_ms() - t0 >= 2000);
-	assert_int_equal(fake_requests(&e.fk, "GET", "/operations/"), 2);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "GET", "/operations/"), 2);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_throttling_and_5xx(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	uint64_t t0;
 
 	(void)state;
-	env_up(&e, NULL);
-	fake_post(&e.fk, "/_fake/fault", "{\"method\":\"PUT\",\"path\":\"virtualMachines\",\"status\":429,"
+	e = env_up(NULL);
+	fake_post(&e->fk, "/_fake/fault", "{\"method\":\"PUT\",\"path\":\"virtualMachines\",\"status\":429,"
 		  "\"retry_after\":\"1\",\"times\":1}");
-	fake_post(&e.fk, "/_fake/fault", "{\"method\":\"GET\",\"path\":\"networkInterfaces\",\"status\":503,"
+	fake_post(&e->fk, "/_fake/fault", "{\"method\":\"GET\",\"path\":\"networkInterfaces\",\"status\":503,"
 		  "\"times\":2}");
 	t0 = pp_monotonic_ms();
-	create_ok(&e, "dddd4444", &inst);
+	create_ok(e, "dddd4444", &inst);
 	assert_true(pp_monotonic_ms() - t0 >= 1000);
-	assert_int_equal(fake_requests(&e.fk, "PUT", "virtualMachines"), 2);
-	assert_int_equal(fake_requests(&e.fk, "GET", "networkInterfaces"), 3);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "PUT", "virtualMachines"), 2);
+	assert_int_equal(fake_requests(&e->fk, "GET", "networkInterfaces"), 3);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_public_ip_first(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	fake_start(&e.fk, NULL);
-	e.cfg = cfg_new(&e.fk);
-	cfg_set(e.cfg, "USE_PUBLIC_IP", "true");
-	cfg_set(e.cfg, "DISABLECVM", "true");
-	cfg_set(e.cfg, "ROOT_VOLUME_SIZE", "50");
-	assert_int_equal(prov_start(&e, OWNER, &err), 0);
-	create_ok(&e, "eeee5555", &inst);
+	e = env_new();
+	fake_start(&e->fk, NULL);
+	e->cfg = cfg_new(&e->fk);
+	cfg_set(e->cfg, "USE_PUBLIC_IP", "true");
+	cfg_set(e->cfg, "DISABLECVM", "true");
+	cfg_set(e->cfg, "ROOT_VOLUME_SIZE", "50");
+	assert_int_equal(prov_start(e, OWNER, &err), 0);
+	create_ok(e, "eeee5555", &inst);
 	assert_int_equal(inst.n_ips, 2);
 	assert_true(strncmp(inst.ips[0], "192.168.77.", 11) == 0);
 	assert_true(strncmp(inst.ips[1], "10.0.0.", 7) == 0);
-	assert_int_equal(fake_count(&e.fk, "Microsoft.Network/publicIPAddresses"), 1);
-	assert_int_equal(ops()->delete_instance(e.p, inst.id, inst.name, NULL, &err), 0);
-	assert_int_equal(fake_count(&e.fk, NULL), 0);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(fake_count(&e->fk, "Microsoft.Network/publicIPAddresses"), 1);
+	assert_int_equal(ops()->delete_instance(e->p, inst.id, inst.name, NULL, &err), 0);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_ip_pending_then_ready(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 
 	(void)state;
-	env_up(&e, "{\"ip_pending_gets\": 2}");
-	create_ok(&e, "ffff6666", &inst);
+	e = env_up("{\"ip_pending_gets\": 2}");
+	create_ok(e, "ffff6666", &inst);
 	assert_int_equal(inst.n_ips, 1);
-	assert_int_equal(fake_requests(&e.fk, "GET", "networkInterfaces"), 3);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "GET", "networkInterfaces"), 3);
+	env_down(e);
 }
 
 static void test_provision_failure_cleans_up(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	env_up(&e, "{\"provision_fail\": {\"code\": \"AllocationFailed\", \"message\": "
+	e = env_up("{\"provision_fail\": {\"code\": \"AllocationFailed\", \"message\": "
 	       "\"Allocation failed. We do not have sufficient capacity\"}}");
-	assert_int_equal(create(&e, "1111aaaa", &inst, &err), -1);
+	assert_int_equal(create(e, "1111aaaa", &inst, &err), -1);
 	assert_int_equal(err.code, PP_RESOURCE_EXHAUSTED);
 	assert_non_null(strstr(err.msg, "creating VM podvm-nginx-1111aaaa"));
 	assert_non_null(strstr(err.msg, "ARM AllocationFailed: Allocation failed."));
 	/* the failed VM, its NIC and disk were deleted by name before create returned */
-	assert_int_equal(fake_count(&e.fk, NULL), 0);
-	assert_int_equal(fake_requests(&e.fk, "DELETE", "podvm-nginx-1111aaaa"), 1);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);
+	assert_int_equal(fake_requests(&e->fk, "DELETE", "podvm-nginx-1111aaaa"), 1);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_arm_error_surfaced(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	env_up(&e, NULL);
+	e = env_up(NULL);
 	/* the region stops offering the size between start-up and the create */
-	fake_post(&e.fk, "/_fake/config", "{\"sizes\": []}");
-	assert_int_equal(create(&e, "2222bbbb", &inst, &err), -1);
+	fake_post(&e->fk, "/_fake/config", "{\"sizes\": []}");
+	assert_int_equal(create(e, "2222bbbb", &inst, &err), -1);
 	assert_int_equal(err.code, PP_RESOURCE_EXHAUSTED);
 	assert_non_null(strstr(err.msg, "ARM SkuNotAvailable: vmSize 'Standard_DC2as_v5' is not offered"));
 	assert_non_null(strstr(err.msg, "(HTTP 409)"));
-	assert_int_equal(fake_count(&e.fk, NULL), 0);
-	env_down(&e);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);
+	env_down(e);
 }
 
 static void test_put_never_answered_cleans_up_by_name(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	env_up(&e, NULL);
-	fake_post(&e.fk, "/_fake/fault", "{\"method\":\"PUT\",\"path\":\"virtualMachines\",\"status\":500,"
+	e = env_up(NULL);
+	fake_post(&e->fk, "/_fake/fault", "{\"method\":\"PUT\",\"path\":\"virtualMachines\",\"status\":500,"
 		  "\"times\":20}");
-	assert_int_equal(create(&e, "3333cccc", &inst, &err), -1);
+	assert_int_equal(create(e, "3333cccc", &inst, &err), -1);
 	assert_int_equal(err.code, PP_UNAVAILABLE);
 	/* ARM may have created parts: looked up and deleted by name (VM gone -> NIC, IP, disk) */
-	assert_int_equal(fake_requests(&e.fk, "GET", "virtualMachines/podvm-nginx-3333cccc"), 1);
-	assert_int_equal(fake_requests(&e.fk, "DELETE", "networkInterfaces/podvm-nginx-3333cccc-net"), 1);
-	assert_int_equal(fake_requests(&e.fk, "DELETE", "publicIPAddresses/podvm-nginx-3333cccc-pip"), 1);
-	assert_int_equal(fake_requests(&e.fk, "DELETE", "disks/podvm-nginx-3333cccc-disk"), 1);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "GET", "virtualMachines/podvm-nginx-3333cccc"), 1);
+	assert_int_equal(fake_requests(&e->fk, "DELETE", "networkInterfaces/podvm-nginx-3333cccc-net"), 1);
+	assert_int_equal(fake_requests(&e->fk, "DELETE", "publicIPAddresses/podvm-nginx-3333cccc-pip"), 1);
+	assert_int_equal(fake_requests(&e->fk, "DELETE", "disks/podvm-nginx-3333cccc-disk"), 1);
+	env_down(e);
 }
 
 static void test_user_data_limit_checked_first(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 	struct creq c;
@@ -509,41 +543,41 @@ static void test_user_data_limit_checked_first(void **state)
 	char *big = malloc(n + 1);
 
 	(void)state;
-	env_up(&e, NULL);
+	e = env_up(NULL);
 	memset(big, 'x', n);
 	memcpy(big, "#cloud-config\n", 14);
 	big[n] = '\0';
 	creq_init(&c, "4444dddd");
 	c.req.user_data = big;
 	c.req.user_data_len = n;
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), -1);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), -1);
 	assert_int_equal(err.code, PP_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.msg, "65536 bytes of base64"));
-	assert_int_equal(fake_requests(&e.fk, "PUT", "virtualMachines"), 0);
+	assert_int_equal(fake_requests(&e->fk, "PUT", "virtualMachines"), 0);
 	/* exactly at the limit: accepted */
 	c.req.user_data_len = AZURE_MAX_USER_DATA;
 	big[AZURE_MAX_USER_DATA] = '\0';
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), 0);
-	fake_no_refusals(&e.fk);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), 0);
+	fake_no_refusals(&e->fk);
 	free(big);
-	env_down(&e);
+	env_down(e);
 }
 
 static void test_size_selection(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 	struct creq c;
 	json_t *st, *vm;
 
 	(void)state;
-	env_up(&e, NULL);
+	e = env_up(NULL);
 	creq_init(&c, "5555eeee");
 	c.req.spec.vcpus = 3;
 	c.req.spec.memory_mib = 12000;
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), 0);
-	st = fake_state(&e.fk);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), 0);
+	st = fake_state(&e->fk);
 	vm = json_object_get(json_object_get(st, "resources"), "/subscriptions/sub-1/resourcegroups/rg-1/"
 			     "providers/microsoft.compute/virtualmachines/podvm-nginx-5555eeee");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(vm,
@@ -552,79 +586,79 @@ static void test_size_selection(void **state)
 	/* a size outside AZURE_INSTANCE_SIZES: refused before any ARM call */
 	creq_init(&c, "6666ffff");
 	c.req.spec.instance_type = "Standard_D2s_v5";
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), -1);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), -1);
 	assert_int_equal(err.code, PP_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.msg, "AZURE_INSTANCE_SIZES"));
 	/* a GPU request never fits on Azure (ARM does not report GPUs) */
 	creq_init(&c, "7777aaaa");
 	c.req.spec.gpus = 1;
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), -1);
-	assert_int_equal(fake_requests(&e.fk, "PUT", "virtualMachines"), 1);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), -1);
+	assert_int_equal(fake_requests(&e->fk, "PUT", "virtualMachines"), 1);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_delete_owner_and_ids(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
 	char upper[PROVIDER_ID_MAX];
 
 	(void)state;
-	env_up(&e, NULL);
-	fake_post(&e.fk, "/_fake/seed", "{\"name\":\"podvm-other-1\",\"tags\":{\"peerpods-owner\":\"node-b\"}}");
-	fake_post(&e.fk, "/_fake/seed", "{\"name\":\"unrelated-vm\"}");
-	create_ok(&e, "8888bbbb", &inst);
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
+	e = env_up(NULL);
+	fake_post(&e->fk, "/_fake/seed", "{\"name\":\"podvm-other-1\",\"tags\":{\"peerpods-owner\":\"node-b\"}}");
+	fake_post(&e->fk, "/_fake/seed", "{\"name\":\"unrelated-vm\"}");
+	create_ok(e, "8888bbbb", &inst);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
 	assert_int_equal((int)l.n, 1);
 	assert_string_equal(l.items[0].name, "podvm-nginx-8888bbbb");
 	owned_instance_list_free(&l);
 	/* another node's VM, by name or by id: refused, untouched */
-	assert_int_equal(ops()->delete_instance(e.p, "", "podvm-other-1", NULL, &err), -1);
+	assert_int_equal(ops()->delete_instance(e->p, "", "podvm-other-1", NULL, &err), -1);
 	assert_int_equal(err.code, PP_PERMISSION_DENIED);
 	assert_non_null(strstr(err.msg, "node-b"));
-	assert_int_equal(ops()->delete_instance(e.p, "/subscriptions/sub-1/resourceGroups/rg-1/providers/"
+	assert_int_equal(ops()->delete_instance(e->p, "/subscriptions/sub-1/resourceGroups/rg-1/providers/"
 						"Microsoft.Compute/virtualMachines/unrelated-vm", "", NULL,
 						&err), -1);
 	assert_int_equal(err.code, PP_PERMISSION_DENIED);
-	assert_int_equal(fake_count(&e.fk, "Microsoft.Compute/virtualMachines"), 3);
+	assert_int_equal(fake_count(&e->fk, "Microsoft.Compute/virtualMachines"), 3);
 	/* a bad id is an error naming it, not a silent success */
-	assert_int_equal(ops()->delete_instance(e.p, "i-0123", "", NULL, &err), -1);
+	assert_int_equal(ops()->delete_instance(e->p, "i-0123", "", NULL, &err), -1);
 	assert_int_equal(err.code, PP_INVALID_ARGUMENT);
 	/* our VM by its id in another case */
 	for (size_t i = 0; i < sizeof(upper) && (upper[i] = inst.id[i]); i++)
 		if (inst.id[i] >= 'a' && inst.id[i] <= 'z' && i < 60)
 			upper[i] = (char)(inst.id[i] - 32);
-	assert_int_equal(ops()->delete_instance(e.p, upper, "", NULL, &err), 0);
-	assert_int_equal(fake_count(&e.fk, "Microsoft.Compute/virtualMachines"), 2);
-	assert_int_equal(fake_count(&e.fk, "Microsoft.Network/networkInterfaces"), 0);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(ops()->delete_instance(e->p, upper, "", NULL, &err), 0);
+	assert_int_equal(fake_count(&e->fk, "Microsoft.Compute/virtualMachines"), 2);
+	assert_int_equal(fake_count(&e->fk, "Microsoft.Network/networkInterfaces"), 0);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_list_paging(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
 	char sid[16];
 
 	(void)state;
-	env_up(&e, "{\"page_size\": 2}");
+	e = env_up("{\"page_size\": 2}");
 	for (int i = 0; i < 5; i++) {
 		snprintf(sid, sizeof(sid), "%04x9999", i);
-		create_ok(&e, sid, &inst);
+		create_ok(e, sid, &inst);
 	}
-	fake_post(&e.fk, "/_fake/seed", "{\"name\":\"podvm-zz-other\",\"tags\":{\"peerpods-owner\":\"node-b\"}}");
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
+	fake_post(&e->fk, "/_fake/seed", "{\"name\":\"podvm-zz-other\",\"tags\":{\"peerpods-owner\":\"node-b\"}}");
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
 	assert_int_equal((int)l.n, 5);
-	assert_int_equal(fake_requests(&e.fk, "GET", "/virtualMachines"), 3 + 5);   /* 3 pages + 5 creates */
+	assert_int_equal(fake_requests(&e->fk, "GET", "/virtualMachines"), 3 + 5);   /* 3 pages + 5 creates */
 	owned_instance_list_free(&l);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 struct canceller {
@@ -643,7 +677,7 @@ static void *cancel_later(void *arg)
 
 static void test_cancel_during_operation(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct instance inst;
 	struct pp_err err = { 0 };
 	struct creq c;
@@ -651,129 +685,127 @@ static void test_cancel_during_operation(void **state)
 	pthread_t t;
 
 	(void)state;
-	env_up(&e, "{\"lro_polls\": 1000, \"retry_after\": null}");
+	e = env_up("{\"lro_polls\": 1000, \"retry_after\": null}");
 	creq_init(&c, "9999cccc");
 	c.req.cancel = cancel_new(0);
 	k.c = c.req.cancel;
 	k.ms = 300;
 	pthread_create(&t, NULL, cancel_later, &k);
-	assert_int_equal(ops()->create_instance(e.p, &c.req, &inst, &err), -1);
+	assert_int_equal(ops()->create_instance(e->p, &c.req, &inst, &err), -1);
 	pthread_join(t, NULL);
 	assert_int_equal(err.code, PP_CANCELLED);
 	assert_non_null(strstr(err.msg, "client went away"));
 	/* StartVM cancelled => the VM is deleted */
-	assert_int_equal(fake_count(&e.fk, NULL), 0);
+	assert_int_equal(fake_count(&e->fk, NULL), 0);
 	cancel_unref(c.req.cancel);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_token_refresh_and_401(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
 
 	(void)state;
-	env_up(&e, "{\"token_lifetime\": 2}");
-	assert_int_equal(fake_tokens(&e.fk), 1);
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 1);
+	e = env_up("{\"token_lifetime\": 2}");
+	assert_int_equal(fake_tokens(&e->fk), 1);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
+	assert_int_equal(fake_tokens(&e->fk), 1);
 	usleep(1200 * 1000);   /* past half of the 2 s lifetime: refreshed before expiry */
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 2);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
+	assert_int_equal(fake_tokens(&e->fk), 2);
 	/* ARM revokes the token early: one 401, a new token, the call succeeds */
-	fake_post(&e.fk, "/_fake/config", "{\"token_lifetime\": 3600}");
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 3);
-	fake_post(&e.fk, "/_fake/expire", "{}");
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 4);
+	fake_post(&e->fk, "/_fake/expire", "{}");
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
+	assert_int_equal(fake_tokens(&e->fk), 3);
+	assert_int_equal(fake_requests(&e->fk, "GET", "/virtualMachines"), 4);
 	owned_instance_list_free(&l);
-	env_down(&e);
+	env_down(e);
 }
 
 static void test_bad_secret(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	fake_start(&e.fk, NULL);
-	e.cfg = cfg_new(&e.fk);
-	cfg_set(e.cfg, "AZURE_CLIENT_SECRET", "wrong-secret-XYZ");
-	assert_int_equal(prov_start(&e, OWNER, &err), -1);
+	e = env_new();
+	fake_start(&e->fk, NULL);
+	e->cfg = cfg_new(&e->fk);
+	cfg_set(e->cfg, "AZURE_CLIENT_SECRET", "wrong-secret-XYZ");
+	assert_int_equal(prov_start(e, OWNER, &err), -1);
 	assert_int_equal(err.code, PP_UNAUTHENTICATED);
 	assert_non_null(strstr(err.msg, "client-secret"));
 	assert_non_null(strstr(err.msg, "invalid_client: AADSTS7000215"));
 	assert_null(strstr(err.msg, "wrong-secret"));
-	assert_int_equal(fake_requests(&e.fk, "GET", "vmSizes"), 0);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "GET", "vmSizes"), 0);
+	env_down(e);
 }
 
 static void test_workload_identity(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
 	char path[96];
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	fake_start(&e.fk, "{\"assertion\": \"eyJhbGciOi.first.sig\", \"token_lifetime\": 2}");
-	snprintf(path, sizeof(path), "%s/token", e.fk.dir);
+	e = env_new();
+	fake_start(&e->fk, "{\"assertion\": \"eyJhbGciOi.first.sig\", \"token_lifetime\": 2}");
+	snprintf(path, sizeof(path), "%s/token", e->fk.dir);
 	assert_int_equal(file_write_atomic(path, "eyJhbGciOi.first.sig\n", 21, 0600, &err), 0);
-	e.cfg = cfg_new(&e.fk);
-	cfg_set(e.cfg, "AZURE_CLIENT_SECRET", "");
-	cfg_set(e.cfg, "AZURE_FEDERATED_TOKEN_FILE", path);
-	if (prov_start(&e, OWNER, &err) < 0)
+	e->cfg = cfg_new(&e->fk);
+	cfg_set(e->cfg, "AZURE_CLIENT_SECRET", "");
+	cfg_set(e->cfg, "AZURE_FEDERATED_TOKEN_FILE", path);
+	if (prov_start(e, OWNER, &err) < 0)
 		fail_msg("start: %s", err.msg);
 	/* the kubelet rotates the file: the next refresh reads the new one */
 	assert_int_equal(file_write_atomic(path, "eyJhbGciOi.second.sig", 21, 0600, &err), 0);
-	fake_post(&e.fk, "/_fake/config", "{\"assertion\": \"eyJhbGciOi.second.sig\"}");
+	fake_post(&e->fk, "/_fake/config", "{\"assertion\": \"eyJhbGciOi.second.sig\"}");
 	usleep(1200 * 1000);
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
-	assert_int_equal(fake_tokens(&e.fk), 2);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
+	assert_int_equal(fake_tokens(&e->fk), 2);
 	owned_instance_list_free(&l);
-	fake_no_refusals(&e.fk);
+	fake_no_refusals(&e->fk);
 	unlink(path);
-	env_down(&e);
+	env_down(e);
 }
 
 static void test_managed_identity(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	fake_start(&e.fk, NULL);
-	e.cfg = cfg_new(&e.fk);
-	cfg_set(e.cfg, "AZURE_CLIENT_SECRET", "");
-	if (prov_start(&e, OWNER, &err) < 0)
+	e = env_new();
+	fake_start(&e->fk, NULL);
+	e->cfg = cfg_new(&e->fk);
+	cfg_set(e->cfg, "AZURE_CLIENT_SECRET", "");
+	if (prov_start(e, OWNER, &err) < 0)
 		fail_msg("start: %s", err.msg);
-	assert_int_equal(fake_requests(&e.fk, "GET", "/metadata/identity/oauth2/token"), 1);
-	assert_int_equal(ops()->check(e.p, &err), 0);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	assert_int_equal(fake_requests(&e->fk, "GET", "/metadata/identity/oauth2/token"), 1);
+	assert_int_equal(ops()->check(e->p, &err), 0);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 static void test_check(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct pp_err err = { 0 };
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	fake_start(&e.fk, NULL);
-	e.cfg = cfg_new(&e.fk);
-	cfg_set(e.cfg, "AZURE_RESOURCE_GROUP", "rg-missing");
-	assert_int_equal(prov_start(&e, OWNER, &err), 0);
-	assert_int_equal(ops()->check(e.p, &err), -1);
+	e = env_new();
+	fake_start(&e->fk, NULL);
+	e->cfg = cfg_new(&e->fk);
+	cfg_set(e->cfg, "AZURE_RESOURCE_GROUP", "rg-missing");
+	assert_int_equal(prov_start(e, OWNER, &err), 0);
+	assert_int_equal(ops()->check(e->p, &err), -1);
 	assert_int_equal(err.code, PP_NOT_FOUND);
 	assert_non_null(strstr(err.msg, "ResourceGroupNotFound"));
-	env_down(&e);
+	env_down(e);
 }
 
 struct par {
@@ -794,18 +826,18 @@ static void *par_create(void *arg)
 
 static void test_parallel_creates_share_one_token(void **state)
 {
-	struct env e;
+	struct env *e;
 	struct par pa[4];
 	pthread_t t[4];
 	struct owned_instance_list l = { NULL, 0 };
 	struct pp_err err = { 0 };
 
 	(void)state;
-	env_up(&e, "{\"lro_polls\": 2}");
-	fake_post(&e.fk, "/_fake/expire", "{}");   /* every thread finds no valid token at first... */
-	fake_post(&e.fk, "/_fake/config", "{\"token_lifetime\": 3600}");
+	e = env_up("{\"lro_polls\": 2}");
+	fake_post(&e->fk, "/_fake/expire", "{}");   /* every thread finds no valid token at first... */
+	fake_post(&e->fk, "/_fake/config", "{\"token_lifetime\": 3600}");
 	for (int i = 0; i < 4; i++) {
-		pa[i].e = &e;
+		pa[i].e = e;
 		snprintf(pa[i].sid, sizeof(pa[i].sid), "%04xdddd", i);
 		pthread_create(&t[i], NULL, par_create, &pa[i]);
 	}
@@ -816,37 +848,37 @@ static void test_parallel_creates_share_one_token(void **state)
 	}
 	/* ...but the cache still holds one that looks valid: the 401 path fetched new tokens, at most
 	 * a few, not one per call */
-	assert_true(fake_tokens(&e.fk) <= 1 + 4);
-	assert_int_equal(ops()->list_instances(e.p, &l, NULL, &err), 0);
+	assert_true(fake_tokens(&e->fk) <= 1 + 4);
+	assert_int_equal(ops()->list_instances(e->p, &l, NULL, &err), 0);
 	assert_int_equal((int)l.n, 4);
 	owned_instance_list_free(&l);
-	fake_no_refusals(&e.fk);
-	env_down(&e);
+	fake_no_refusals(&e->fk);
+	env_down(e);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_list_delete),
-		cmocka_unit_test(test_lro_styles),
-		cmocka_unit_test(test_retry_after_honoured),
-		cmocka_unit_test(test_throttling_and_5xx),
-		cmocka_unit_test(test_public_ip_first),
-		cmocka_unit_test(test_ip_pending_then_ready),
-		cmocka_unit_test(test_provision_failure_cleans_up),
-		cmocka_unit_test(test_arm_error_surfaced),
-		cmocka_unit_test(test_put_never_answered_cleans_up_by_name),
-		cmocka_unit_test(test_user_data_limit_checked_first),
-		cmocka_unit_test(test_size_selection),
-		cmocka_unit_test(test_delete_owner_and_ids),
-		cmocka_unit_test(test_list_paging),
-		cmocka_unit_test(test_cancel_during_operation),
-		cmocka_unit_test(test_token_refresh_and_401),
-		cmocka_unit_test(test_bad_secret),
-		cmocka_unit_test(test_workload_identity),
-		cmocka_unit_test(test_managed_identity),
-		cmocka_unit_test(test_check),
-		cmocka_unit_test(test_parallel_creates_share_one_token),
+		cmocka_unit_test_teardown(test_create_list_delete, teardown),
+		cmocka_unit_test_teardown(test_lro_styles, teardown),
+		cmocka_unit_test_teardown(test_retry_after_honoured, teardown),
+		cmocka_unit_test_teardown(test_throttling_and_5xx, teardown),
+		cmocka_unit_test_teardown(test_public_ip_first, teardown),
+		cmocka_unit_test_teardown(test_ip_pending_then_ready, teardown),
+		cmocka_unit_test_teardown(test_provision_failure_cleans_up, teardown),
+		cmocka_unit_test_teardown(test_arm_error_surfaced, teardown),
+		cmocka_unit_test_teardown(test_put_never_answered_cleans_up_by_name, teardown),
+		cmocka_unit_test_teardown(test_user_data_limit_checked_first, teardown),
+		cmocka_unit_test_teardown(test_size_selection, teardown),
+		cmocka_unit_test_teardown(test_delete_owner_and_ids, teardown),
+		cmocka_unit_test_teardown(test_list_paging, teardown),
+		cmocka_unit_test_teardown(test_cancel_during_operation, teardown),
+		cmocka_unit_test_teardown(test_token_refresh_and_401, teardown),
+		cmocka_unit_test_teardown(test_bad_secret, teardown),
+		cmocka_unit_test_teardown(test_workload_identity, teardown),
+		cmocka_unit_test_teardown(test_managed_identity, teardown),
+		cmocka_unit_test_teardown(test_check, teardown),
+		cmocka_unit_test_teardown(test_parallel_creates_share_one_token, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

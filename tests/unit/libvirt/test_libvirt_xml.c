@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "adaptor/initdata.h"
 #include "adaptor/userdata.h"
 #include "lib/buf.h"
 #include "lib/digest.h"
@@ -399,16 +400,23 @@ static const char initdata_toml[] =
 	"url = \"https://kbs.example:8080\"\n"
 	"'''\n";
 
+/* User-data as the adaptor renders it, with the initdata passed through as an already encoded
+ * document (INITDATA's path), so that documents the adaptor would refuse at CreateVM still
+ * reach the provider's own checks. */
 static char *render(const char *toml)
 {
-	struct userdata_input in = { .apf_json = "{\"pod-network\":{}}", .initdata_toml = toml,
-				     .provider_name = "libvirt" };
+	struct userdata_input in = { .apf_json = "{\"pod-network\":{}}", .provider_name = "libvirt" };
 	struct pp_err err = { 0 };
+	char *enc = NULL;
 	char *text = NULL;
 	size_t len;
 
+	if (toml && initdata_encode(toml, strlen(toml), &enc, &err) < 0)
+		fail_msg("initdata_encode: %s", err.msg);
+	in.default_initdata = enc;
 	if (userdata_render(&in, &text, &len, &err) < 0)
 		fail_msg("userdata_render: %s", err.msg);
+	free(enc);
 	return text;
 }
 
