@@ -407,6 +407,7 @@ static void forwarder_on_accept(void *arg, uint32_t events)
 				continue;
 			return;
 		}
+		stream_tcp_nodelay(fd);
 		forwarder_adopt(f, fd);
 	}
 }

@@ -183,6 +183,7 @@ static int dial_start(struct dial *d, const char *host, const char *port)
 		freeaddrinfo(ai);
 		return pp_err_errno(&d->err, PP_UNAVAILABLE, rc, "creating a socket for %s", d->addr);
 	}
+	stream_tcp_nodelay(d->fd);
 	rc = connect(d->fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
 	freeaddrinfo(ai);
 	if (rc != 0 && rc != EINPROGRESS)

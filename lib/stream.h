@@ -43,6 +43,9 @@ static inline ssize_t stream_write(struct stream *s, const void *b, size_t n) { 
 static inline int stream_handshake(struct stream *s, struct pp_err *e) { return s->ops->handshake(s, e); }
 static inline size_t stream_pending(struct stream *s) { return s->ops->pending ? s->ops->pending(s) : 0; }
 void stream_free(struct stream *s);   /* NULL ok */
+/* ttRPC frames are small request/response messages: Nagle's algorithm would hold each one
+ * back waiting for the peer's ACK (40 ms on Linux). Call on every TCP socket. */
+void stream_tcp_nodelay(int fd);
 /* "unix", "ip:port" or "[ip6]:port" of a connected socket, for messages and log lines. */
 void stream_peer_name(int fd, char *buf, size_t size);
 
