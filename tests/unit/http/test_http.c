@@ -33,6 +33,12 @@ static int group_setup(void **state)
 	struct pp_err err = { 0 };
 
 	(void)state;
+	/* libcurl honours proxy variables; the loopback server must be reached directly */
+	unsetenv("http_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("https_proxy");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
 	return http_global_init(&err);
 }
 
