@@ -125,8 +125,9 @@ def main():
             r2 = sh([shim, "-socket", d + "/hv.sock", "-timeout", "120s", "start", "-sandbox-id", s])
             t2 = time.time()
             if r.returncode or r2.returncode:
-                sys.exit("lifecycle %d failed: %s %s\n%s" % (i, r.stderr, r2.stderr,
-                                                             open(d + "/daemon.log").read()[-3000:]))
+                sys.exit("lifecycle %d failed: %s %s\ndaemon log:\n%s\nVM console:\n%s" % (
+                    i, r.stderr, r2.stderr, open(d + "/daemon.log").read()[-2000:],
+                    host.console_log(name)[-3000:]))
             r = sh([shim, "-socket", "%s/pods/%s/agent.ttrpc" % (d, s), "agent", "health"])
             t3 = time.time()
             r2 = sh([shim, "-socket", d + "/hv.sock", "stop", "-sandbox-id", s])
