@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
 #include "adaptor/daemon.h"
 #include "adaptor/options.h"
 #include "lib/http.h"
@@ -236,6 +237,7 @@ int main(int argc, char **argv)
 	struct pp_err err = { 0 };
 	int rc;
 
+	pp_malloc_tune();
 	log_init("adaptor", 2);
 	/* libcurl's global state, once, before any thread starts. */
 	if (http_global_init(&err) < 0) {

@@ -224,6 +224,7 @@ int main(int argc, char **argv)
 {
 	struct bench_opts o;
 
+	pp_malloc_tune();
 	opts_parse(argc, argv, &o);
 	if (strcmp(o.mode, "rtt") == 0)
 		return bench_rtt(&o);

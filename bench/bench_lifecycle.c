@@ -290,6 +290,7 @@ int main(int argc, char **argv)
 	struct lc_run r;
 	pid_t dpid;
 
+	pp_malloc_tune();
 	opts_parse(argc, argv, &o);
 	if (strcmp(o.mode, "cycle") != 0 && strcmp(o.mode, "up") != 0 && strcmp(o.mode, "down") != 0)
 		usage();

@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "lib/util.h"
 #include "forwarder/apf_config.h"
 #include "forwarder/forwarder.h"
 #include "forwarder/podnet_vm.h"
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
 	bool net_up = false;
 	int rc;
 
+	pp_malloc_tune();
 	log_init("forwarder", 2);
 	rc = fwd_flags_parse(argc, argv, &fl);
 	if (rc != FLAGS_RUN)

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,4 +275,10 @@ uint64_t pp_monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void pp_malloc_tune(void)
+{
+	mallopt(M_MMAP_THRESHOLD, (int)PP_MALLOC_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, (int)PP_MALLOC_TRIM_THRESHOLD);
 }

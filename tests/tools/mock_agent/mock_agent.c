@@ -150,6 +150,7 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	int rc = opts_parse(argc, argv, &o);
 
+	pp_malloc_tune();
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	log_init("mock-agent", STDERR_FILENO);

@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 	int first = cli_parse_global(argc, argv, &g);
 	int rc;
 
+	pp_malloc_tune();
 	if (first < 0)
 		return 2;
 	if (!g.socket) {
