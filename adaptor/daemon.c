@@ -16,7 +16,9 @@
 
 #include "adaptor/daemon.h"
 #include "adaptor/initdata.h"
+#include "adaptor/k8s_mode.h"
 #include "adaptor/lifecycle.h"
+#include "adaptor/metrics.h"
 #include "adaptor/sandbox_net.h"
 #include "adaptor/store.h"
 #include "adaptor/tls_setup.h"
@@ -27,6 +29,9 @@
 
 #define SANDBOX_ID_LEN_TYPICAL 64        /* containerd sandbox ids are 64 hex characters */
 #define SHUTDOWN_POLL_MS 50
+#ifndef PP_VERSION
+#define PP_VERSION "dev"
+#endif
 
 void daemon_job_begin(struct daemon *d)
 {
@@ -161,6 +166,7 @@ int daemon_init(struct daemon *d, struct config *cfg, const struct provider_ops 
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->provider_name = ops->name;
+	metrics_init(PP_VERSION, ops->name);
 	pthread_mutex_init(&d->lock, NULL);
 	sandbox_table_init(&d->sandboxes);
 	d->shutdown = cancel_new(0);
@@ -282,6 +288,10 @@ int daemon_run(struct daemon *d, struct pp_err *err)
 		goto fail;
 	if (reconcile_on_start(d, err) < 0)
 		goto fail;
+	/* Kubernetes mode: the node's extended resource before we serve (a failure fails the
+	 * start, as upstream), and the probe/metrics endpoint. */
+	if (k8s_mode_start(d, err) < 0)
+		goto fail;
 	if (parent_dir_make(d->socket_path, err) < 0 ||
 	    ttrpc_server_listen_unix(d->server, d->socket_path, err) < 0)
 		goto fail;
@@ -301,6 +311,7 @@ int daemon_run(struct daemon *d, struct pp_err *err)
 	loop_run(d->loop);
 	loop_fd_del(d->loop, s.signal_fd);
 	close(s.signal_fd);
+	k8s_mode_stop(d);
 	log_info("stopped", "sandboxes=%zu", d->sandboxes.count);
 	return 0;
 fail:
@@ -323,6 +334,7 @@ void daemon_fini(struct daemon *d)
 		lifecycle_stop_all_proxies(d);
 	loop_free(d->loop);
 	d->loop = NULL;
+	k8s_mode_free(d);
 	provider_free(d->provider);
 	store_close(d->store);
 	tls_setup_free(d->tls);

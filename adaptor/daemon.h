@@ -30,6 +30,7 @@
 struct store;
 struct tls_setup;
 struct getinfo_waiter;
+struct k8s_mode;
 
 struct daemon {
 	struct config *cfg;              /* [const] */
@@ -39,6 +40,7 @@ struct daemon {
 	struct workpool *pool;           /* [const] */
 	struct store *store;             /* [const]; the store serialises its own access */
 	struct tls_setup *tls;           /* [const]; NULL with -disable-tls */
+	struct k8s_mode *k8s;            /* [const] after start (k8s_mode.c); thread-safe calls */
 	struct ttrpc_server *server;     /* [loop] */
 	char owner[128];                 /* [const] */
 	char state_dir[256];             /* [const] */

@@ -215,7 +215,7 @@ struct kubeconfig {
 	const char *scratch;
 };
 
-static const char *yscalar(yaml_document_t *doc, yaml_node_t *n)
+static const char *yscalar(yaml_node_t *n)
 {
 	if (!n || n->type != YAML_SCALAR_NODE)
 		return NULL;
@@ -227,7 +227,7 @@ static yaml_node_t *ymap_get(yaml_document_t *doc, yaml_node_t *map, const char 
 	if (!map || map->type != YAML_MAPPING_NODE)
 		return NULL;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		const char *k = yscalar(doc, yaml_document_get_node(doc, p->key));
+		const char *k = yscalar(yaml_document_get_node(doc, p->key));
 
 		if (k && strcmp(k, key) == 0)
 			return yaml_document_get_node(doc, p->value);
@@ -237,7 +237,7 @@ static yaml_node_t *ymap_get(yaml_document_t *doc, yaml_node_t *map, const char 
 
 static const char *ymap_str(yaml_document_t *doc, yaml_node_t *map, const char *key)
 {
-	const char *s = yscalar(doc, ymap_get(doc, map, key));
+	const char *s = yscalar(ymap_get(doc, map, key));
 
 	return s && *s ? s : NULL;
 }
@@ -473,7 +473,9 @@ int k8s_client_request(struct k8s_client *c, const char *op, enum http_method me
 	req.body = text;
 	req.body_len = text ? strlen(text) : 0;
 	req.content_type = text ? (content_type ? content_type : K8S_JSON) : NULL;
-	req.flags = HTTP_F_RAW_STATUS;
+	/* Every call we make may be repeated safely: patches set the same values, a repeated
+	 * create answers 409 (treated as success), a repeated finalizer removal 404/422. */
+	req.flags = HTTP_F_RAW_STATUS | HTTP_F_IDEMPOTENT;
 	req.bearer_token = *token ? token : NULL;
 	if (http_do(c->http, &req, &r, err) < 0) {
 		pp_err_prefix(err, "k8s %s %s", op, path);

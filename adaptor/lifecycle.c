@@ -19,6 +19,8 @@
 #include <sys/un.h>
 
 #include "adaptor/annotations.h"
+#include "adaptor/k8s_mode.h"
+#include "adaptor/metrics.h"
 #include "adaptor/naming.h"
 #include "adaptor/proxy.h"
 #include "adaptor/sandbox_db.h"
@@ -116,6 +118,7 @@ static void create_job_run(void *arg)
 	struct pod_annotations ann = { 0 };
 	struct sandbox *sb = sandbox_new(j->req->id);
 	char dir[2 * SANDBOX_PATH_MAX];
+	uint64_t t0 = pp_now_ms();
 	bool exists;
 
 	pthread_mutex_lock(&d->lock);
@@ -155,6 +158,7 @@ static void create_job_run(void *arg)
 		n = hypervisor__create_vmresponse__pack(&resp, buf);
 		ttrpc_call_reply(j->call, buf, n);
 	}
+	metrics_observe(METRICS_CREATE, pp_now_ms() - t0, true);
 	sb = NULL;
 	goto out;
 fail_net:
@@ -164,6 +168,7 @@ fail:
 	log_warn("CreateVM failed", "sandbox=%s code=%s error=\"%s\"", j->req->id,
 		 pp_code_name(err.code), err.msg);
 	ttrpc_call_reply_err(j->call, &err);
+	metrics_observe(METRICS_CREATE, pp_now_ms() - t0, false);
 out:
 	sandbox_free(sb);
 	pod_annotations_clear(&ann);
@@ -226,6 +231,7 @@ static void start_job_run(void *arg)
 		 sb->instance_name, sb->instance_id, sb->n_ips ? sb->ips[0] : "",
 		 (unsigned long long)(pp_now_ms() - sb->started_ms));
 	daemon_crash_point("start:after-create");
+	k8s_mode_instance_created(d, sb);   /* PeerPod: failures are logged, not fatal (upstream) */
 	if (sb->n_ips == 0) {
 		pp_err_set(&j->err, PP_UNAVAILABLE, "instance IP is not available");
 		goto fail;
@@ -254,6 +260,7 @@ static void start_finish(struct start_job *j, enum sandbox_state state)
 	cancel_unref(sb->start_cancel);
 	sb->start_cancel = NULL;
 	set_state(d, sb, state, false);
+	metrics_observe(METRICS_START, pp_now_ms() - sb->started_ms, state == SANDBOX_RUNNING);
 	if (state == SANDBOX_RUNNING) {
 		log_info("VM started", "sandbox=%s instance=%s ms=%llu", sb->id, sb->instance_name,
 			 (unsigned long long)(pp_now_ms() - sb->started_ms));
@@ -310,6 +317,7 @@ static void on_proxy_ready(void *arg, const struct pp_err *err)
 		start_failed(j);
 		return;
 	}
+	metrics_add_proxy_connection();
 	submit(j->d, mark_running_run, j);
 }
 
@@ -385,9 +393,11 @@ static void start_cleanup_run(void *arg)
 								  sb->instance_name, d->shutdown, &derr) < 0)
 			log_error("deleting the instance of a failed StartVM failed", "sandbox=%s instance=%s error=\"%s\"",
 				  sb->id, sb->instance_name, derr.msg);
-		else
+		else {
 			log_info("instance of a failed StartVM deleted", "sandbox=%s instance=%s", sb->id,
 				 sb->instance_name);
+			k8s_mode_instance_deleted(d, sb);
+		}
 		sandbox_net_teardown(d, sb);
 	} else if (j->attempted) {
 		log_warn("instance of a failed StartVM kept for inspection (KEEP_FAILED_VMS)",
@@ -493,8 +503,11 @@ static void stop_job_run(void *arg)
 								  sb->instance_name, d->shutdown, &err) < 0) {
 			log_error("deleting instance failed; the reaper will retry", "sandbox=%s instance=%s id=%s error=\"%s\"",
 				  sb->id, sb->instance_name, sb->instance_id, err.msg);
+			metrics_observe(METRICS_DELETE, pp_now_ms() - t0, false);
 			goto out;
 		}
+		metrics_observe(METRICS_DELETE, pp_now_ms() - t0, true);
+		k8s_mode_instance_deleted(d, sb);   /* release the PeerPod's finalizer */
 		log_info("instance deleted", "sandbox=%s instance=%s id=%s ms=%llu", sb->id,
 			 sb->instance_name, sb->instance_id, (unsigned long long)(pp_now_ms() - t0));
 	}
@@ -572,8 +585,10 @@ static void on_restored_proxy_ready(void *arg, const struct pp_err *err)
 	if (err)
 		log_warn("agent proxy of a restored sandbox could not reach its VM yet; it keeps dialling",
 			 "sandbox=%s instance=%s error=\"%s\"", sb->id, sb->instance_name, err->msg);
-	else
+	else {
+		metrics_add_proxy_connection();
 		log_info("agent proxy restored", "sandbox=%s instance=%s", sb->id, sb->instance_name);
+	}
 }
 
 void lifecycle_restore_proxy(struct daemon *d, struct sandbox *sb)

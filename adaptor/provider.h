@@ -93,6 +93,9 @@ struct provider_ops {
 	int (*list_instances)(struct provider *p, struct owned_instance_list *ret,
 			      struct cancel *cancel, struct pp_err *err);       /* mandatory */
 	void (*destroy)(struct provider *p);                                /* optional */
+	/* The driver's HTTP client, for the metrics endpoint's per-operation counters
+	 * (http_client_stats, http_client_op_stats); optional, NULL for drivers without one. */
+	struct http_client *(*http_client)(struct provider *p);
 };
 
 /* ---- accessors for drivers ---- */

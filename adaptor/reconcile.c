@@ -21,6 +21,7 @@
 
 #include "adaptor/daemon.h"
 #include "adaptor/lifecycle.h"
+#include "adaptor/metrics.h"
 #include "adaptor/sandbox_db.h"
 #include "adaptor/sandbox_net.h"
 #include "lib/fileutil.h"
@@ -301,10 +302,13 @@ static void reaper_job_run(void *arg)
 	struct reaper_job *j = arg;
 	struct daemon *d = j->d;
 	struct pp_err err = { 0 };
+	int reaped = reaper_run_once(d->provider, d->store, config_duration_ms(d->cfg, "REAPER_GRACE"),
+				     false, d->shutdown, &err);
 
-	if (reaper_run_once(d->provider, d->store, config_duration_ms(d->cfg, "REAPER_GRACE"), false,
-			    d->shutdown, &err) < 0)
+	if (reaped < 0)
 		log_warn("reaper pass failed", "error=\"%s\"", err.msg);
+	else
+		metrics_add_reaped((uint64_t)reaped);
 	loop_post(d->loop, reaper_done, j);
 	daemon_job_end(d);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "adaptor/apf_json.h"
+#include "adaptor/k8s_mode.h"
 #include "adaptor/sandbox_db.h"
 #include "adaptor/sandbox_net.h"
 #include "adaptor/tls_setup.h"
@@ -21,6 +22,7 @@ int vmconfig_render(struct daemon *d, struct sandbox *sb, const struct pod_annot
 	bool has_net = false;
 	const struct provider_ops *ops = provider_get_ops(d->provider);
 	char *apf_text = NULL;
+	char *auth = NULL;
 	int rc = -1;
 
 	apf.pod_namespace = sb->pod_namespace;
@@ -42,6 +44,8 @@ int vmconfig_render(struct daemon *d, struct sandbox *sb, const struct pod_annot
 	if (apf_json_render(&apf, &apf_text, err) < 0)
 		goto out;
 	in.apf_json = apf_text;
+	auth = k8s_mode_auth_json(d, sb);   /* Kubernetes mode: the pod's pull secrets */
+	in.auth_json = auth;
 	in.initdata_toml = ann->initdata_toml;
 	in.default_initdata = config_str(d->cfg, "INITDATA");
 	in.scratch_space = config_bool(d->cfg, "ENABLE_SCRATCH_SPACE");
@@ -53,6 +57,10 @@ out:
 		/* it holds the server key */
 		explicit_bzero(apf_text, strlen(apf_text));
 		free(apf_text);
+	}
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
 	}
 	pki_pem_free(&server);
 	if (has_net)

@@ -112,7 +112,8 @@ def main():
             time.sleep(0.02)
         shim = os.path.join(bin_dir, "shim-client")
         cpu0, rss0, _ = proc_cpu_rss(daemon.pid)
-        libvirtd_cpu0 = proc_cpu_rss(host.libvirtd.pid)[0]
+        libvirtd_pid = next(p for p, c in host.leftovers() if c == "libvirtd")
+        libvirtd_cpu0 = proc_cpu_rss(libvirtd_pid)[0]
         for i in range(a.n):
             s = ("%04x" % (i + 1)) + "beef" + "0123456789abcdef" * 3 + "01234567"
             name = "podvm-bench-%s" % s[:8]
@@ -161,7 +162,7 @@ def main():
                    res["ip_ms"], "%.0f" % res["boot_ms"] if res["boot_ms"] else "-",
                    "%.0f" % res["connect_ms"] if res["connect_ms"] is not None else "-",
                    res["stop_ms"], cpu - cpu0, rss), flush=True)
-        libvirtd_cpu = proc_cpu_rss(host.libvirtd.pid)[0] - libvirtd_cpu0
+        libvirtd_cpu = proc_cpu_rss(libvirtd_pid)[0] - libvirtd_cpu0
     finally:
         if daemon and daemon.poll() is None:
             daemon.terminate()

@@ -683,6 +683,12 @@ static int aws_create_instance(struct provider *p, const struct create_request *
 	return 0;
 }
 
+/* The metrics endpoint's per-operation counters. */
+static struct http_client *aws_http_client(struct provider *p)
+{
+	return aws_get(p)->http;
+}
+
 const struct provider_ops aws_provider_ops = {
 	.name = "aws",
 	.options = aws_options,
@@ -693,4 +699,5 @@ const struct provider_ops aws_provider_ops = {
 	.delete_instance = aws_delete_instance,
 	.list_instances = aws_list_instances,
 	.destroy = aws_destroy,
+	.http_client = aws_http_client,
 };

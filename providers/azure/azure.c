@@ -658,6 +658,12 @@ fail:
 	return -1;
 }
 
+/* The metrics endpoint's per-operation counters. */
+static struct http_client *azure_http_client(struct provider *p)
+{
+	return az_get(p)->http;
+}
+
 const struct provider_ops azure_provider_ops = {
 	.name = "azure",
 	.options = azure_options,
@@ -668,4 +674,5 @@ const struct provider_ops azure_provider_ops = {
 	.delete_instance = azure_delete,
 	.list_instances = azure_list,
 	.destroy = azure_destroy,
+	.http_client = azure_http_client,
 };

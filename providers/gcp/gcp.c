@@ -722,6 +722,12 @@ static int gcp_list(struct provider *p, struct owned_instance_list *ret, struct 
 	return 0;
 }
 
+/* The metrics endpoint's per-operation counters. */
+static struct http_client *gcp_http_client(struct provider *p)
+{
+	return gcp_get(p)->http;
+}
+
 const struct provider_ops gcp_provider_ops = {
 	.name = "gcp",
 	.options = gcp_options,
@@ -732,4 +738,5 @@ const struct provider_ops gcp_provider_ops = {
 	.delete_instance = gcp_delete,
 	.list_instances = gcp_list,
 	.destroy = gcp_destroy,
+	.http_client = gcp_http_client,
 };

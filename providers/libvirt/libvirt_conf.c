@@ -1,7 +1,8 @@
 /*
  * Options of the `libvirt` provider: upstream's flags and environment names (spec §4.1), plus a
- * few of ours for direct kernel boot, TCG hosts and the IP wait. Every value is checked once at
- * init, so a bad setting stops the daemon with a message naming it instead of failing a pod.
+ * few of ours for direct kernel boot, TCG hosts, the console log and the IP wait. Every value is
+ * checked once at init, so a bad setting stops the daemon with a message naming it instead of
+ * failing a pod.
  *
  * Launch security: DISABLECVM=true (upstream's default) means no confidential launch; asking for
  * one while DISABLECVM is true is an error rather than a silently unprotected VM.

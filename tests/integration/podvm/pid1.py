@@ -59,7 +59,10 @@ def main():
         if stopping is not None:
             nxt = lv if lv in alive else vl  # libvirtd first: it still talks to virtlogd
             if nxt not in sent:
-                os.kill(nxt, signal.SIGTERM)
+                try:
+                    os.kill(nxt, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass                    # ended meanwhile: reaped next round
                 sent.add(nxt)
             if time.monotonic() - stopping > 15:
                 break                       # exiting kills the rest of the namespace

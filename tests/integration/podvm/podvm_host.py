@@ -7,9 +7,11 @@ namespace `ppvm-<pid>` holds the bridge, dnsmasq and the guests' addresses; a mo
 (unshare -m) gives libvirtd and virtlogd their own /etc/libvirt (qemu.conf with user = "root",
 no cgroups, no security driver), /run/libvirt, /var/lib/libvirt and /var/log/libvirt, all under
 the host's directory; only /var/cache/libvirt (QEMU's capabilities, 8-12 s to probe cold) is a
-persistent cache shared between runs. The libvirt socket is a file in that directory, reached
-with `qemu:///system?socket=...` from any namespace; whatever talks to a guest address must run
-in the namespace (`netns_cmd`). No packet leaves it (podvm-boot-notes.md, "Network rule").
+persistent cache shared between runs. A PID namespace whose init is pid1.py reaps QEMU at once
+(virDomainDestroy waits for that) and takes every process of the host with it when it ends.
+The libvirt socket is a file in that directory, reached with `qemu:///system?socket=...` from
+any namespace; whatever talks to a guest address must run in the namespace (`netns_cmd`). No
+packet leaves it (podvm-boot-notes.md, "Network rule").
 
 `LibvirtHost.down()` undoes everything in reverse order and returns what it had to clean up by
 force; `leftovers()` lists processes still in the namespace (libvirtd, virtlogd, dnsmasq, qemu).
@@ -17,10 +19,10 @@ force; `leftovers()` lists processes still in the namespace (libvirtd, virtlogd,
 import datetime
 import os
 import re
-import sys
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -200,8 +202,8 @@ class LibvirtHost:
         self._write("net.xml", NETWORK_XML % {"name": NET_NAME, "bridge": self.bridge, "subnet": SUBNET})
 
     def _start_daemons(self):
-        """pid1.py as PID 1 of a new PID and mount namespace inside the network namespace: it
-        bind-mounts nothing itself; the shell before it makes the private directories."""
+        """pid1.py as PID 1 of a new PID and mount namespace inside the network namespace; the
+        shell before it bind-mounts the private directories over libvirt's."""
         d = self.dir
         binds = [("etc", "/etc/libvirt"), ("run", "/run/libvirt"), ("lib", "/var/lib/libvirt"),
                  ("log", "/var/log/libvirt")]
@@ -210,14 +212,18 @@ class LibvirtHost:
             script.append("mkdir -p %s && mount --bind %s/%s %s" % (dst, d, src, dst))
         script.append("mkdir -p /var/cache/libvirt && mount --bind %s /var/cache/libvirt" % self.cache)
         script.append('exec "$@"')
+        # (the pid files go to the private /run/libvirt: their defaults, /run/libvirtd.pid and
+        # /run/virtlogd.pid, are shared with any other host running at the same time)
         argv = [sys.executable, os.path.join(HERE, "pid1.py"), d, "--",
-                VIRTLOGD, "-f", "/etc/libvirt/virtlogd.conf", "--", LIBVIRTD, "-f", "/etc/libvirt/libvirtd.conf"]
-        self.libvirtd = subprocess.Popen(
-            self.netns_cmd(["unshare", "-m", "--propagation", "private", "-p", "--fork",
-                            "--kill-child=SIGTERM", "--mount-proc",
-                            "sh", "-c", "\n".join(script), "sh"] + argv),
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "pid1.log"), "w"),
-            stdin=subprocess.DEVNULL, start_new_session=True)
+                VIRTLOGD, "-f", "/etc/libvirt/virtlogd.conf", "-p", "/run/libvirt/virtlogd.pid", "--",
+                LIBVIRTD, "-f", "/etc/libvirt/libvirtd.conf", "-p", "/run/libvirt/libvirtd.pid"]
+        with open(os.path.join(d, "pid1.log"), "w") as err:
+            self.libvirtd = subprocess.Popen(
+                self.netns_cmd(["unshare", "-m", "--propagation", "private", "-p", "--fork",
+                                "--kill-child=SIGTERM", "--mount-proc",
+                                "sh", "-c", "\n".join(script), "sh"] + argv),
+                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                start_new_session=True)
         deadline = time.monotonic() + 60
         while True:
             if self.libvirtd.poll() is not None:
