@@ -11,7 +11,7 @@ PACKAGES=(
   sqlite3 iproute2 procps python3
   libvirt-dev libvirt-clients libisofs-dev genisoimage
   libnl-3-dev libnl-route-3-dev iptables iputils-ping
-  python3-botocore
+  python3-botocore libmicrohttpd-dev python3-yaml
 )
 
 missing=()
