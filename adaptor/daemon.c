@@ -292,6 +292,9 @@ int daemon_run(struct daemon *d, struct pp_err *err)
 	 * start, as upstream), and the probe/metrics endpoint. */
 	if (k8s_mode_start(d, err) < 0)
 		goto fail;
+	/* A rolling update starts the new daemon while the old one still serves: take the socket
+	 * over (as upstream); the old one leaves it in place when it exits. */
+	ttrpc_server_set_takeover(d->server, true);
 	if (parent_dir_make(d->socket_path, err) < 0 ||
 	    ttrpc_server_listen_unix(d->server, d->socket_path, err) < 0)
 		goto fail;

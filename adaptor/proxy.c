@@ -44,7 +44,7 @@ struct agent_proxy {
 	struct loop_timer *retry;        /* waiting before the next attempt */
 	bool dialling;                   /* the relay asked and has not been answered */
 	bool ready_done;
-	bool listening;                  /* the socket file is ours to unlink */
+	bool listening;                  /* the socket was set up (for the log line) */
 	agent_proxy_ready_fn ready;
 	void *ready_arg;
 	unsigned attempts;               /* in the current dial cycle */
@@ -436,6 +436,9 @@ static int proxy_relay_setup(struct agent_proxy *p, struct pp_err *err)
 	if (ttrpc_relay_add_rewrite(p->relay, AGENT_SERVICE, "CreateContainer",
 				    proxy_rewrite_create_container, p, err) < 0)
 		return -1;
+	/* The sandbox's socket may still be served by the daemon this one replaces (a rolling
+	 * update): take it over; the predecessor leaves our socket file alone when it exits. */
+	ttrpc_server_set_takeover(ttrpc_relay_server(p->relay), true);
 	if (ttrpc_server_listen_unix(ttrpc_relay_server(p->relay), p->socket_path, err) < 0)
 		return -1;
 	p->listening = true;
@@ -488,10 +491,10 @@ void agent_proxy_stop(struct agent_proxy *p)
 {
 	if (!p)
 		return;
+	/* Freeing the relay's server closes the listener and removes the socket file, unless a
+	 * successor daemon took the path over meanwhile (ttrpc_server_set_takeover). */
 	ttrpc_relay_free(p->relay);   /* cancels our dial through proxy_dial_cancel */
 	proxy_dial_stop(p);
-	if (p->listening && unlink(p->socket_path) < 0 && errno != ENOENT)
-		log_warn("agent proxy socket not removed", "socket=%s errno=%d", p->socket_path, errno);
 	if (p->listening)
 		log_info("agent proxy stopped", "socket=%s addr=%s", p->socket_path, p->addr);
 	SSL_CTX_free(p->tls);

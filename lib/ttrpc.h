@@ -75,7 +75,10 @@ int ttrpc_server_register(struct ttrpc_server *s, const char *service, const cha
 			  ttrpc_handler_fn fn, void *arg);
 /* Called for any service/method not registered (relays); default: UNIMPLEMENTED. */
 void ttrpc_server_set_fallback(struct ttrpc_server *s, ttrpc_handler_fn fn, void *arg);
-/* Listens on a unix socket (stale socket file replaced; parent dir must exist). */
+/* Listens on a unix socket (stale socket file replaced; parent dir must exist). A socket that
+ * another server still serves is refused, unless takeover is set. At shutdown the socket file
+ * is removed only if the path still names it (a successor's socket is left alone). */
+void ttrpc_server_set_takeover(struct ttrpc_server *s, bool takeover);
 int ttrpc_server_listen_unix(struct ttrpc_server *s, const char *path, struct pp_err *err);
 /* Serves an accepted stream (its handshake, if any, is driven first). Takes ownership. */
 int ttrpc_server_adopt(struct ttrpc_server *s, struct stream *st, struct pp_err *err);

@@ -45,6 +45,8 @@ struct listener {
 	struct ttrpc_server *srv;
 	int fd;
 	char *path;                /* the socket file we created, unlinked on close */
+	dev_t dev;                 /* ... if the path still names it (not a successor's socket) */
+	ino_t ino;
 	struct loop_timer *pause;
 	struct listener *next;
 };
@@ -83,6 +85,7 @@ struct ttrpc_server {
 	struct ttrpc_call *calls;  /* unanswered calls, attached or not */
 	unsigned inflight;
 	uint64_t handshake_ms;     /* deadline of an adopted stream's handshake */
+	bool takeover;             /* listen_unix replaces a socket another server still serves */
 
 	bool shutting_down;
 	struct loop_timer *grace;
@@ -106,6 +109,11 @@ struct ttrpc_server *ttrpc_server_new(struct loop *l, struct pp_err *err)
 	s->loop = l;
 	s->handshake_ms = TTRPC_HANDSHAKE_TIMEOUT_MS;
 	return s;
+}
+
+void ttrpc_server_set_takeover(struct ttrpc_server *s, bool takeover)
+{
+	s->takeover = takeover;
 }
 
 void ttrpc_server_set_handshake_timeout(struct ttrpc_server *s, uint64_t ms)
@@ -537,8 +545,10 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, struct pp_err *er
 	return 0;
 }
 
-/* Removes a stale socket file; refuses to remove anything else or a socket still served. */
-static int unix_clear_stale(const char *path, const struct sockaddr_un *sa, struct pp_err *err)
+/* Removes a stale socket file; refuses to remove anything else, and a socket still served
+ * unless takeover is set. */
+static int unix_clear_stale(const char *path, const struct sockaddr_un *sa, bool takeover,
+			    struct pp_err *err)
 {
 	struct stat stt;
 	int fd, r;
@@ -553,11 +563,13 @@ static int unix_clear_stale(const char *path, const struct sockaddr_un *sa, stru
 	if (fd < 0)
 		return pp_err_errno(err, PP_INTERNAL, errno, "creating a unix socket for %s", path);
 	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	if (r == 0 || errno == EAGAIN) {
+	if ((r == 0 || errno == EAGAIN) && !takeover) {
 		close(fd);
 		return pp_err_set(err, PP_ALREADY_EXISTS,
 				  "another server is already listening on %s", path);
 	}
+	if (r == 0 || errno == EAGAIN)
+		log_info("taking over a unix socket another server still listens on", "path=%s", path);
 	close(fd);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return pp_err_errno(err, PP_FAILED_PRECONDITION, errno,
@@ -570,8 +582,13 @@ static void listener_close(struct listener *ln)
 	loop_timer_cancel(ln->srv->loop, ln->pause);
 	loop_fd_del(ln->srv->loop, ln->fd);
 	close(ln->fd);
-	if (ln->path)
-		unlink(ln->path);
+	if (ln->path) {
+		struct stat st;
+
+		/* A successor may have taken the path over (a rolling update): its socket stays. */
+		if (lstat(ln->path, &st) == 0 && st.st_dev == ln->dev && st.st_ino == ln->ino)
+			unlink(ln->path);
+	}
 	free(ln->path);
 	free(ln);
 }
@@ -627,7 +644,7 @@ int ttrpc_server_listen_unix(struct ttrpc_server *s, const char *path, struct pp
 	struct listener *ln;
 	int fd;
 
-	if (unix_addr(path, &sa, err) < 0 || unix_clear_stale(path, &sa, err) < 0)
+	if (unix_addr(path, &sa, err) < 0 || unix_clear_stale(path, &sa, s->takeover, err) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -648,6 +665,14 @@ int ttrpc_server_listen_unix(struct ttrpc_server *s, const char *path, struct pp
 	}
 	ln->srv = s;
 	ln->fd = fd;
+	{
+		struct stat st;
+
+		if (lstat(path, &st) == 0) {
+			ln->dev = st.st_dev;
+			ln->ino = st.st_ino;
+		}
+	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		pp_err_errno(err, PP_INTERNAL, errno, "listening on unix socket %s", path);
 		listener_close(ln);

@@ -630,6 +630,51 @@ static void test_handshake_deadline_closes(void **state)
 	close(sv[1]);
 }
 
+struct takeover_arg {
+	struct ttrpc_server *b;
+	int rc_refused, rc_taken;
+	int code_refused;
+};
+
+static void takeover_in_loop(void *arg)
+{
+	struct takeover_arg *t = arg;
+	struct pp_err err = { 0 };
+
+	t->b = ttrpc_server_new(E.fx.loop, &err);
+	t->rc_refused = ttrpc_server_listen_unix(t->b, E.fx.sock, &err);
+	t->code_refused = err.code;
+	ttrpc_server_set_takeover(t->b, true);
+	t->rc_taken = ttrpc_server_listen_unix(t->b, E.fx.sock, &err);
+	/* the predecessor goes away: it must leave the successor's socket file alone */
+	ttrpc_server_free(E.srv);
+	E.srv = t->b;
+}
+
+static void test_takeover_keeps_successor_socket(void **state)
+{
+	struct takeover_arg t = { 0 };
+	struct pp_err err = { 0 };
+	uint32_t sid = 1;
+	uint8_t *resp = NULL;
+	size_t len = 0;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	fixture_run(&E.fx, takeover_in_loop, &t);
+	assert_int_equal(t.rc_refused, -1);
+	assert_int_equal(t.code_refused, PP_ALREADY_EXISTS);
+	assert_int_equal(t.rc_taken, 0);
+	assert_int_equal(lstat(E.fx.sock, &st), 0);
+	fd = ttrpc_sync_dial_unix(E.fx.sock, &err);
+	assert_true(fd >= 0);
+	/* the successor answers (it has no services) */
+	assert_int_equal(ttrpc_sync_call(fd, &sid, SVC, "Echo", NULL, 0, 0, &resp, &len, &err), -1);
+	assert_int_equal(err.code, PP_UNIMPLEMENTED);
+	close(fd);
+}
+
 static void test_listen_errors(void **state)
 {
 	struct pp_err err = { 0 };
@@ -692,6 +737,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_bounded_by_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_deadline_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_takeover_keeps_successor_socket, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
