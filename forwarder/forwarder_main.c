@@ -5,7 +5,8 @@
  * -flag value; booleans take no separate value). Start-up: read apf.json (missing: exit 1, so
  * that systemd retries until process-user-data has written it), build the TLS server context
  * (mutual TLS: the client's certificate is required and verified), listen, tell systemd
- * READY=1, run the loop until SIGTERM/SIGINT. Pod network set-up is not done here yet.
+ * READY=1, run the loop until SIGTERM/SIGINT. When apf.json names a tunnel-type, the pod network
+ * is set up before listening and torn down at exit (docs/networking.md).
  */
 #include <errno.h>
 #include <signal.h>

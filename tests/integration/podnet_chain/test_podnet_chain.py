@@ -423,10 +423,6 @@ class PodnetChainTest(unittest.TestCase):
         self.assert_traffic("after StartVM")
         return daemon, s, vm_ip, fwd
 
-    def restart(self, daemon):
-        daemon.kill9()
-        return self.daemon()
-
     def stop_and_check(self, daemon, s, fwd):
         """StopVM: the worker side is torn down, the index released; then the forwarder's exit
         tears the VM side down."""
