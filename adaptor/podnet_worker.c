@@ -437,7 +437,10 @@ static int podnet_teardown_pod(const char *netns_path, const struct podnet_tunne
 	if (found > 0 && vx.vni != t->vni)
 		log_warn("the pod's tunnel device has another VNI than recorded", "netns=%s "
 			 "recorded=%u found=%u", netns_path, t->vni, vx.vni);
-	if (found > 0 && podnet_link_get(nl, t->pod_if, &pod_if, err) > 0 &&
+	/* t comes from state.db: the ingress qdisc on the recorded pod interface is ours even when
+	 * the tunnel device has already gone (deleted by hand, or half a crash). */
+	if (found >= 0 && podnet_link_get(nl, t->pod_if, &pod_if, err) > 0 &&
+	    podnet_tc_ingress_present(nl, pod_if.ifindex, NULL) > 0 &&
 	    podnet_tc_ingress_del(nl, pod_if.ifindex, err) < 0)
 		rc = -1;
 	if (found > 0 && podnet_link_del(nl, PODNET_WORKER_DEV, rc < 0 ? NULL : err) < 0)
@@ -519,6 +522,10 @@ int podnet_worker_reconcile(const struct podnet_worker_opts *o, const char *netn
 	}
 	log_warn("pod tunnel incomplete after restart, rebuilding it", "netns=%s vni=%u",
 		 netns_path, t->vni);
+	/* What is left of the recorded tunnel (our ingress qdisc, the device, the rules) goes
+	 * first, so that Setup does not take its own leftovers for someone else's. */
+	if (podnet_worker_teardown(o, netns_path, t, err) < 0)
+		return -1;
 	if (podnet_worker_setup(o, netns_path, t, err) < 0)
 		return -1;
 	*ret = PODNET_RECONCILE_REBUILT;

@@ -12,6 +12,7 @@ PACKAGES=(
   libvirt-dev libvirt-clients libisofs-dev genisoimage
   libnl-3-dev libnl-route-3-dev iptables iputils-ping
   python3-botocore libmicrohttpd-dev python3-yaml
+  qemu-system-x86 qemu-utils libvirt-daemon-system dnsmasq-base busybox-static cpio xz-utils
 )
 
 missing=()

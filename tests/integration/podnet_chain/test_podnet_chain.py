@@ -478,11 +478,9 @@ class PodnetChainTest(unittest.TestCase):
         self.assertIn("status=SERVING", env.agent(s, "health").out)
         self.stop_and_check(daemon, s, fwd)
 
-    # BUG (adaptor/podnet_worker.c, reported): when vxlan1 itself is gone, the rebuild refuses
-    # the ingress qdisc it made on the pod's eth0 ("already has an ingress qdisc that pod
-    # networking did not make"): podnet_remove_stale removes that qdisc only together with an
-    # existing vxlan1. Remove the decorator once that is fixed.
-    @unittest.expectedFailure
+    # Regression: the rebuild used to refuse the ingress qdisc it had made itself on the pod's
+    # eth0 when vxlan1 was gone ("already has an ingress qdisc that pod networking did not
+    # make"); the reconcile now removes what is left of the recorded tunnel first.
     def test_restart_rebuilds_a_deleted_tunnel_device(self):
         topo = self.topo
         daemon, s, vm_ip, fwd = self.bring_up()
