@@ -24,6 +24,18 @@ static int parse_check_start(const char *s, bool allow_minus)
 	return -1;
 }
 
+/* After strto*(): overflow (errno ERANGE) or trailing text (errno EINVAL) fail. */
+static int parse_check_end(const char *end)
+{
+	if (errno == ERANGE)
+		return -1;
+	if (*end != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
 int parse_int64(const char *s, int64_t *ret)
 {
 	char *end;
@@ -35,12 +47,8 @@ int parse_int64(const char *s, int64_t *ret)
 	}
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno == ERANGE)
+	if (parse_check_end(end) < 0)
 		return -1;
-	if (*end != '\0') {
-		errno = EINVAL;
-		return -1;
-	}
 	*ret = v;
 	return 0;
 }
@@ -56,12 +64,8 @@ int parse_uint64(const char *s, uint64_t *ret)
 	}
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
+	if (parse_check_end(end) < 0)
 		return -1;
-	if (*end != '\0') {
-		errno = EINVAL;
-		return -1;
-	}
 	*ret = v;
 	return 0;
 }
