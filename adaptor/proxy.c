@@ -10,13 +10,17 @@
  */
 #include "adaptor/proxy.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "lib/dial.h"
 #include "lib/encoding.h"
@@ -178,7 +182,11 @@ static void proxy_dial_cancel(void *arg, struct ttrpc_relay *r)
 
 /* ---- CreateContainer edit ---- */
 
-#define PROXY_ANNOT_EDITS 2   /* target_path, cdi */
+#define PROXY_ANNOT_EDITS 3   /* target_path, cdi, cloud_volumes */
+#define PROXY_MOUNT_INFO_MAX (64u * 1024u)      /* one mountInfo.json */
+#define PROXY_DIRECT_VOLUMES_MAX 4096           /* sub-directories of direct_volumes_dir */
+#define PROXY_B64URL_CHARS \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
 
 /* Edits of a decoded Spec's annotations that can be undone before protobuf-c frees it. */
 struct annot_edit {
@@ -189,6 +197,8 @@ struct annot_edit {
 	Grpc__Spec__AnnotationsEntry added[PROXY_ANNOT_EDITS];
 	struct { Grpc__Spec__AnnotationsEntry *e; char *old; } replaced[PROXY_ANNOT_EDITS * 4];
 	unsigned n_replaced;
+	char *owned[PROXY_ANNOT_EDITS];                  /* values we allocated */
+	unsigned n_owned;
 	bool changed;
 };
 
@@ -246,6 +256,15 @@ static int annot_set(struct annot_edit *ed, const char *key, char *value, struct
 	return 0;
 }
 
+/* annot_set with a malloc'd value that ed owns from now on (also on failure); annot_undo
+ * frees it, after the pack. At most one owned value per edit. */
+static int annot_set_owned(struct annot_edit *ed, const char *key, char *value,
+			   struct pp_err *err)
+{
+	ed->owned[ed->n_owned++] = value;
+	return annot_set(ed, key, value, err);
+}
+
 static void annot_undo(struct annot_edit *ed)
 {
 	while (ed->n_replaced > 0) {
@@ -256,6 +275,8 @@ static void annot_undo(struct annot_edit *ed)
 	ed->spec->n_annotations = ed->n_orig;
 	free(ed->grown);
 	ed->grown = NULL;
+	while (ed->n_owned > 0)
+		free(ed->owned[--ed->n_owned]);
 }
 
 /* Is `source` a CSI volume that the CSI wrapper published under direct_volumes_dir? */
@@ -304,6 +325,263 @@ static char *proxy_volume_target_paths(const char *dir, const Grpc__Spec *spec)
 	return out;
 }
 
+/* ---- cloud volumes (io.confidentialcontainers.org.cloud_volumes) ----
+ *
+ * Every sub-directory of direct_volumes_dir whose name is the padded URL-safe base64 of a CSI
+ * volume path (of this pod, when the sandbox uid is known) is one disk the provider attached,
+ * in name order. Each one that has a disk id takes the next index, whether or not this
+ * container mounts it, so "vol-<i>"/"lun" stay aligned with the provider's disk order. */
+
+struct dir_names {
+	char **v;
+	size_t n;
+};
+
+static void dir_names_free(struct dir_names *d)
+{
+	while (d->n > 0)
+		free(d->v[--d->n]);
+	free(d->v);
+	d->v = NULL;
+}
+
+static int dir_names_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);   /* bytes, as Go sorts */
+}
+
+/* A real directory, not a symlink to one (Go's DirEntry.IsDir). */
+static bool proxy_dirent_is_dir(DIR *d, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_DIR;
+	return fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/* The names of dir's sub-directories, sorted. A missing dir has none; a dir with more than
+ * PROXY_DIRECT_VOLUMES_MAX is treated as having none (logged). */
+static void proxy_subdirs_list(const char *dir, struct dir_names *ret)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+
+	ret->v = NULL;
+	ret->n = 0;
+	d = opendir(dir);   /* glibc opens it O_CLOEXEC */
+	if (!d) {
+		if (errno != ENOENT)
+			log_warn("direct volumes not readable", "dir=%s errno=%d", dir, errno);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !proxy_dirent_is_dir(d, de))
+			continue;
+		if (ret->n == PROXY_DIRECT_VOLUMES_MAX) {
+			log_warn("too many direct volumes, cloud volumes ignored", "dir=%s max=%d",
+				 dir, PROXY_DIRECT_VOLUMES_MAX);
+			dir_names_free(ret);
+			break;
+		}
+		if (ret->n == cap) {
+			cap = cap ? 2 * cap : 16;
+			ret->v = pp_xrealloc(ret->v, cap * sizeof(*ret->v));
+		}
+		ret->v[ret->n++] = pp_xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (ret->n > 1)
+		qsort(ret->v, ret->n, sizeof(*ret->v), dir_names_cmp);
+}
+
+/* The path a direct-volumes entry name stands for (padded URL-safe base64, like Go's
+ * base64.URLEncoding), or NULL. */
+static char *proxy_volume_path_decode(const char *name)
+{
+	size_t len = strlen(name), plen = 0;
+	uint8_t *path = NULL;
+	struct pp_err e;
+
+	if (!len || len % 4 || strspn(name, PROXY_B64URL_CHARS) != len ||
+	    base64url_decode(name, len, &path, &plen, &e) < 0)
+		return NULL;
+	if (memchr(path, '\0', plen)) {   /* cannot equal any mount source */
+		free(path);
+		return NULL;
+	}
+	return (char *)path;
+}
+
+/* "/pods/<uid>/" when OCI annotations carry a non-empty sandbox uid, else NULL. */
+static char *proxy_pod_mark(const Grpc__Spec *spec)
+{
+	const char *uid = annot_get(spec, ANNOT_SANDBOX_UID);
+	size_t n;
+	char *mark;
+
+	if (!uid || !*uid)
+		return NULL;
+	n = strlen(uid) + sizeof("/pods//");
+	mark = pp_xmalloc(n);
+	if ((size_t)snprintf(mark, n, "/pods/%s/", uid) >= n)
+		mark[0] = '\0';   /* not reached: n is exact */
+	return mark;
+}
+
+/* Is path (decoded from an entry name) one of this pod's CSI volumes? */
+static bool proxy_is_cloud_volume(const char *path, const char *pod_mark)
+{
+	return path && strstr(path, CSI_VOLUME_PATH_MARK) &&
+	       (!pod_mark || strstr(path, pod_mark));
+}
+
+static const char *json_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));   /* NULL unless a string */
+}
+
+/* Disk id and fs type (both malloc'd) from <dir>/<name>/mountInfo.json: disk id =
+ * metadata["cloud-volume-path"] if non-empty, else "device"; fs type = "fstype", default ext4.
+ * -1 with err when the file is unreadable, not a JSON object, or names no disk. */
+static int proxy_mount_info_read(const char *dir, const char *name, char **ret_disk,
+				 char **ret_fstype, struct pp_err *err)
+{
+	const char *disk, *fstype;
+	char path[PATH_MAX];
+	json_error_t jerr;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct stat st;
+	json_t *mi;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%s/mountInfo.json", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "mountInfo.json path too long");
+	/* we read it in the loop thread: a FIFO left there must not block us */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "%s is not a regular file", path);
+	if (file_read_all(path, PROXY_MOUNT_INFO_MAX, &data, &len, err) < 0)
+		return -1;
+	mi = json_loadb((const char *)data, len, 0, &jerr);
+	free(data);
+	if (!mi)
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "%s is not valid JSON: %s", path,
+				  jerr.text);
+	if (!json_is_object(mi)) {
+		json_decref(mi);
+		return pp_err_set(err, PP_INVALID_ARGUMENT, "%s is not a JSON object", path);
+	}
+	disk = json_str(json_object_get(mi, "metadata"), "cloud-volume-path");
+	if (!disk || !*disk)
+		disk = json_str(mi, "device");
+	fstype = json_str(mi, "fstype");
+	if (!disk || !*disk) {
+		json_decref(mi);
+		return pp_err_set(err, PP_NOT_FOUND,
+				  "%s has neither metadata.cloud-volume-path nor device", path);
+	}
+	*ret_disk = pp_xstrdup(disk);
+	*ret_fstype = pp_xstrdup(fstype && *fstype ? fstype : "ext4");
+	json_decref(mi);
+	return 0;
+}
+
+/* The destination of the first mount whose source is path, or NULL. */
+static const char *proxy_mount_destination(const Grpc__Spec *spec, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < spec->n_mounts; i++)
+		if (spec->mounts[i]->source && !strcmp(spec->mounts[i]->source, path))
+			return spec->mounts[i]->destination ? spec->mounts[i]->destination : "";
+	return NULL;
+}
+
+/* Adds "vol-<index>" to vols; a destination jansson cannot encode (not UTF-8) is logged and
+ * skipped. */
+static void proxy_cloud_volume_put(json_t *vols, unsigned index, const char *dest,
+				  const char *fstype, const char *disk)
+{
+	char key[32], lun[16];
+	json_t *v;
+
+	if ((size_t)snprintf(key, sizeof(key), "vol-%u", index) >= sizeof(key) ||
+	    (size_t)snprintf(lun, sizeof(lun), "%u", index) >= sizeof(lun))
+		return;   /* not reached: an unsigned has at most 10 digits */
+	v = json_pack("{s:s, s:s, s:s, s:s}", "mount_point", dest, "fs_type", fstype, "lun", lun,
+		      "disk_id", disk);
+	if (!v || json_object_set_new(vols, key, v) < 0)
+		log_warn("cloud volume skipped: mount point not encodable", "key=%s", key);
+}
+
+/* One kept entry: true when it counts (has a disk id), whether or not it was added. */
+static bool proxy_cloud_volume_add(const char *dir, const char *name, const char *path,
+				   const Grpc__Spec *spec, unsigned index, json_t *vols)
+{
+	char *disk = NULL, *fstype = NULL, q[PP_ERR_MSG_MAX], qp[PATH_MAX];
+	struct pp_err err = { 0 };
+	const char *dest;
+
+	if (proxy_mount_info_read(dir, name, &disk, &fstype, &err) < 0) {
+		log_warn("cloud volume skipped", "volume=%s error=%s",
+			 log_quote(qp, sizeof(qp), path), log_quote(q, sizeof(q), err.msg));
+		return false;
+	}
+	dest = proxy_mount_destination(spec, path);
+	if (!dest)
+		log_debug("cloud volume not mounted by this container", "volume=%s lun=%u",
+			  log_quote(qp, sizeof(qp), path), index);
+	else
+		proxy_cloud_volume_put(vols, index, dest, fstype, disk);
+	free(disk);
+	free(fstype);
+	return true;
+}
+
+/* *ret = the cloud_volumes annotation value (compact JSON, sorted keys, malloc'd), or NULL
+ * when there is no volume to announce. */
+static int proxy_cloud_volumes(const char *dir, const Grpc__Spec *spec, char **ret,
+			       struct pp_err *err)
+{
+	char *pod_mark, *text = NULL;
+	struct dir_names names;
+	unsigned index = 0;
+	json_t *vols;
+	size_t i;
+	int rc = 0;
+
+	*ret = NULL;
+	vols = json_object();
+	if (!vols)
+		return pp_err_set(err, PP_RESOURCE_EXHAUSTED, "out of memory listing cloud volumes");
+	pod_mark = proxy_pod_mark(spec);
+	proxy_subdirs_list(dir, &names);
+	for (i = 0; i < names.n; i++) {
+		char *path = proxy_volume_path_decode(names.v[i]);
+
+		if (proxy_is_cloud_volume(path, pod_mark) &&
+		    proxy_cloud_volume_add(dir, names.v[i], path, spec, index, vols))
+			index++;
+		free(path);
+	}
+	if (json_object_size(vols) > 0) {
+		text = json_dumps(vols, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text)
+			rc = pp_err_set(err, PP_RESOURCE_EXHAUSTED,
+					"out of memory encoding cloud volumes");
+	}
+	json_decref(vols);
+	dir_names_free(&names);
+	free(pod_mark);
+	*ret = text;
+	return rc;
+}
+
 static void proxy_log_guest_pull(const Grpc__CreateContainerRequest *req)
 {
 	size_t i;
@@ -316,17 +594,21 @@ static void proxy_log_guest_pull(const Grpc__CreateContainerRequest *req)
 		}
 }
 
-static int proxy_edit_spec(const char *dir, struct annot_edit *ed, char **targets,
-			   struct pp_err *err)
+static int proxy_edit_spec(const char *dir, struct annot_edit *ed, struct pp_err *err)
 {
+	char *targets, *cloud;
 	const char *gpus;
 
-	*targets = proxy_volume_target_paths(dir, ed->spec);
-	if (*targets && annot_set(ed, ANNOT_PEERPOD_VOLUMES_TARGET_PATH, *targets, err) < 0)
+	targets = proxy_volume_target_paths(dir, ed->spec);
+	if (targets && annot_set_owned(ed, ANNOT_PEERPOD_VOLUMES_TARGET_PATH, targets, err) < 0)
 		return -1;
 	gpus = annot_get(ed->spec, ANNOT_DEFAULT_GPUS);
 	if (gpus && *gpus &&
 	    annot_set(ed, ANNOT_CDI_PEER_PODS, (char *)ANNOT_CDI_PEER_PODS_VALUE, err) < 0)
+		return -1;
+	if (proxy_cloud_volumes(dir, ed->spec, &cloud, err) < 0)
+		return -1;
+	if (cloud && annot_set_owned(ed, ANNOT_CLOUD_VOLUMES, cloud, err) < 0)
 		return -1;
 	return 0;
 }
@@ -337,7 +619,6 @@ int agent_proxy_edit_create_container(const char *direct_volumes_dir, const uint
 {
 	Grpc__CreateContainerRequest *req;
 	struct annot_edit ed = { 0 };
-	char *targets = NULL;
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	int rc = -1;
@@ -355,7 +636,7 @@ int agent_proxy_edit_create_container(const char *direct_volumes_dir, const uint
 	ed.spec = req->oci;
 	ed.orig = req->oci->annotations;
 	ed.n_orig = req->oci->n_annotations;
-	if (proxy_edit_spec(direct_volumes_dir, &ed, &targets, err) < 0)
+	if (proxy_edit_spec(direct_volumes_dir, &ed, err) < 0)
 		goto undo;
 	rc = 0;
 	if (!ed.changed)
@@ -372,7 +653,6 @@ int agent_proxy_edit_create_container(const char *direct_volumes_dir, const uint
 undo:
 	annot_undo(&ed);
 out:
-	free(targets);
 	grpc__create_container_request__free_unpacked(req, NULL);
 	return rc;
 }

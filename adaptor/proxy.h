@@ -4,13 +4,10 @@
  * agent-protocol-forwarder in the pod VM (DESIGN idea 4, spec §3.5).
  *
  * The one idea: the proxy decodes nothing but CreateContainer, which it edits as upstream CAA
- * does (CSI target-path annotation, GPU CDI annotation) and re-encodes; protobuf-c keeps every
- * field it does not declare. The upstream is dialled on a short fixed cadence (every ~100 ms,
+ * does (CSI target-path annotation, GPU CDI annotation, cloud-volumes annotation) and
+ * re-encodes; protobuf-c keeps every field it does not declare. The upstream is dialled on a short fixed cadence (every ~100 ms,
  * jittered ±50%, each attempt bounded by AGENT_PROXY_ATTEMPT_MS) until it answers or the proxy
  * timeout ends, and re-dialled with the same cadence, forever, whenever it breaks.
- *
- * Not done here (yet): the cloud-volumes annotation
- * (io.confidentialcontainers.org.cloud_volumes).
  */
 #ifndef PP_ADAPTOR_PROXY_H
 #define PP_ADAPTOR_PROXY_H
@@ -36,6 +33,8 @@
 #define ANNOT_DEFAULT_GPUS "io.katacontainers.config.hypervisor.default_gpus"
 #define ANNOT_CDI_PEER_PODS "cdi.k8s.io/peer-pods"
 #define ANNOT_CDI_PEER_PODS_VALUE "nvidia.com/gpu=all"
+#define ANNOT_SANDBOX_UID "io.kubernetes.cri.sandbox-uid"
+#define ANNOT_CLOUD_VOLUMES "io.confidentialcontainers.org.cloud_volumes"
 #define CSI_VOLUME_PATH_MARK "/volumes/kubernetes.io~csi/"
 
 struct agent_proxy;
@@ -70,8 +69,9 @@ void agent_proxy_get_stats(const struct agent_proxy *p, struct ttrpc_relay_stats
 /* TCP(+TLS) dial attempts since the start (each ~100 ms apart while the forwarder is away). */
 unsigned agent_proxy_dial_attempts(const struct agent_proxy *p);
 
-/* The CreateContainer edit (a pure function over the request payload, exposed for tests):
- * *ret NULL when nothing had to change, else the re-encoded request (malloc'd).
+/* The CreateContainer edit (a function of the request payload and of what lies under
+ * direct_volumes_dir, exposed for tests): *ret NULL when nothing had to change, else the
+ * re-encoded request (malloc'd).
  * A payload that is not a CreateContainerRequest is INVALID_ARGUMENT. */
 int agent_proxy_edit_create_container(const char *direct_volumes_dir, const uint8_t *in,
 				      size_t len, uint8_t **ret, size_t *ret_len,
