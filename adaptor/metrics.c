@@ -28,6 +28,7 @@ static struct {
 	struct histogram ops[METRICS_OP_COUNT];
 	atomic_uint_fast64_t reaped;
 	atomic_uint_fast64_t proxy_connections;
+	atomic_uint_fast64_t proxy_reconnects;
 	atomic_uint_fast64_t peerpods_ok;
 	atomic_uint_fast64_t peerpods_failed;
 	char version[METRICS_LABEL_MAX];   /* set by metrics_init, before threads */
@@ -68,6 +69,11 @@ void metrics_add_reaped(uint64_t n)
 void metrics_add_proxy_connection(void)
 {
 	atomic_fetch_add(&m.proxy_connections, 1);
+}
+
+void metrics_add_proxy_reconnect(void)
+{
+	atomic_fetch_add(&m.proxy_reconnects, 1);
 }
 
 void metrics_add_peerpod(bool ok)
@@ -123,6 +129,9 @@ int metrics_render(struct buf *out)
 		"# HELP caa_agent_proxy_connections_total Agent proxies that reached their pod VM's forwarder (first connection).\n"
 		"# TYPE caa_agent_proxy_connections_total counter\n"
 		"caa_agent_proxy_connections_total %llu\n"
+		"# HELP caa_agent_proxy_reconnects_total Agent proxies that reconnected to their pod VM after the connection broke.\n"
+		"# TYPE caa_agent_proxy_reconnects_total counter\n"
+		"caa_agent_proxy_reconnects_total %llu\n"
 		"# HELP caa_peerpods_total PeerPod objects created, by outcome.\n"
 		"# TYPE caa_peerpods_total counter\n"
 		"caa_peerpods_total{result=\"ok\"} %llu\n"
@@ -132,6 +141,7 @@ int metrics_render(struct buf *out)
 		"caa_build_info{version=\"%s\",provider=\"%s\"} 1\n",
 		(unsigned long long)atomic_load(&m.reaped),
 		(unsigned long long)atomic_load(&m.proxy_connections),
+		(unsigned long long)atomic_load(&m.proxy_reconnects),
 		(unsigned long long)atomic_load(&m.peerpods_ok),
 		(unsigned long long)atomic_load(&m.peerpods_failed), m.version, m.provider);
 }

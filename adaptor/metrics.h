@@ -37,6 +37,7 @@ void metrics_fini(void);
 void metrics_observe(enum metrics_op op, uint64_t ms, bool ok);
 void metrics_add_reaped(uint64_t n);
 void metrics_add_proxy_connection(void);      /* an agent proxy reached its VM */
+void metrics_add_proxy_reconnect(void);       /* ... and again after its connection broke */
 void metrics_add_peerpod(bool ok);            /* a PeerPod create call */
 
 /* Appends the process-wide families (histograms, operations, reaped, proxy connections,

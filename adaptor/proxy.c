@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "adaptor/metrics.h"
 #include "lib/dial.h"
 #include "lib/encoding.h"
 #include "lib/fileutil.h"
@@ -122,6 +123,8 @@ static void proxy_on_dialled(void *arg, struct stream *st, const struct pp_err *
 	if (first) {
 		p->ready_done = true;
 		p->ready(p->ready_arg, NULL);   /* last: it may stop the proxy */
+	} else {
+		metrics_add_proxy_reconnect();
 	}
 }
 
