@@ -55,7 +55,7 @@ t_start=$(now_ms)
 for p in "${PROGRAMS[@]}"; do
 	[ -x "$bin_dir/$p" ] || die "$bin_dir/$p is missing: build the project first (cmake --build)"
 done
-[ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -qx udhcpc ||
+[ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -x udhcpc >/dev/null ||
 	die "$BUSYBOX is missing or not busybox-static: apt-get install busybox-static"
 for t in cpio gzip xz readelf dpkg-deb apt-get; do
 	command -v "$t" >/dev/null || die "$t is missing (apt-get install cpio xz-utils binutils)"
@@ -137,7 +137,7 @@ kernel_build() {
 	[ -n "$kver" ] && [ -f "$work/x/boot/vmlinuz-$kver" ] || { rm -rf "$work"; die "$pkg has no vmlinuz"; }
 	extract_vmlinux "$work/x/boot/vmlinuz-$kver" "$work/vmlinux" ||
 		{ rm -rf "$work"; die "no XZ-compressed ELF kernel inside vmlinuz-$kver"; }
-	readelf -n "$work/vmlinux" | grep -q 'Xen.*0x00000008' ||
+	readelf -n "$work/vmlinux" | grep 'Xen.*0x00000008' >/dev/null ||
 		log "warning: $pkg's vmlinux has no PVH entry note; QEMU may not boot it directly"
 	rm -rf "$out/modules"
 	copy_modules "$work/x/lib/modules/$kver" "$work/modules/$kver"

@@ -96,7 +96,7 @@ log_lines() {  # number of lines in a file (0 if absent)
 wait_log() {
   local file=$1 re=$2 from=$3 secs=$4 i
   for ((i = 0; i < secs * 20; i++)); do
-    if tail -n +"$((from + 1))" "$file" 2>/dev/null | grep -qE "$re"; then
+    if tail -n +"$((from + 1))" "$file" 2>/dev/null | grep -E "$re" >/dev/null; then
       return 0
     fi
     sleep 0.05

@@ -8,7 +8,8 @@ application/merge-patch+json) and the body, field by field. Anything else is ref
 error status and recorded in `unexpected`, which the tests assert is empty: a fake that
 accepts anything tests nothing.
 
-Plain HTTP on 127.0.0.1 (the client accepts an http:// server in a kubeconfig, for tests).
+Plain HTTP on 127.0.0.1 (the client accepts an http:// server in a kubeconfig, for tests), or
+HTTPS with --tls-cert/--tls-key (a TLS server; the tests check the client's CA verification).
 
 Control (no token, test-only, under /_fake/):
   GET  /_fake/state            the objects, the request log and the unexpected requests
@@ -17,11 +18,12 @@ Control (no token, test-only, under /_fake/):
   POST /_fake/fail             {"method": "PATCH", "path_prefix": "/api/v1/nodes", "status": 500,
                                 "times": 1} the next matching requests fail with that status
 
-Usage: fake_apiserver.py --token TOKEN [--port 0]; prints "port=<n>" on stdout once listening.
+Usage: fake_apiserver.py --token TOKEN [--port 0] [--tls-cert FILE --tls-key FILE]; prints "port=<n>" on stdout once listening.
 """
 import argparse
 import json
 import re
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -283,10 +285,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--token", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
     Handler.state = State(args.token)
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        # The handshake happens in the handler thread (on first read), so a client that
+        # refuses the certificate does not stall the accept loop.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     print("port=%d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
